@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Benchmarks keel-runtime side by side with runc and crun in one run, with
+# hyperfine, and writes the table and ratios to BENCHMARKS.md.
+#   bench/runtime.sh [KEEL_RUNTIME]
+# Measures: `run` of /bin/true (attached), create, start, delete, state,
+# create+start+delete as one sequence, peak RSS of `create`, binary size.
+# Everything runs in a private mount namespace whose /sys/fs/cgroup shows
+# only the v1 hierarchies: crun 1.8 refuses this hybrid host otherwise, and
+# all three runtimes then see the same pure v1 host.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+keel=$(realpath "${1:-$repo/target/release/keel-runtime}")
+runs=${BENCH_RUNS:-30}
+out_md=${BENCH_OUT:-$repo/BENCHMARKS.md}
+
+if [ -z "${_KEEL_BENCH_NS:-}" ]; then
+	_KEEL_BENCH_NS=1 exec unshare --mount --propagation private -- bash "$0" "$@"
+fi
+# Inside the private namespace: replace the cgroup tmpfs with a private one
+# holding bind mounts of the v1 hierarchies only (nothing leaks out).
+old=$(mktemp -d /tmp/keel-bench-cg.XXXXXX)
+mount --rbind /sys/fs/cgroup "$old"
+mount -t tmpfs -o mode=755 keel-bench-cgroup /sys/fs/cgroup
+for d in "$old"/*; do
+	n=${d##*/}
+	[ "$n" = unified ] && continue
+	if [ -L "$d" ]; then
+		ln -s "$(readlink "$d")" "/sys/fs/cgroup/$n"
+	elif mountpoint -q "$d"; then
+		mkdir -p "/sys/fs/cgroup/$n" && mount --bind "$d" "/sys/fs/cgroup/$n"
+	fi
+done
+
+work=$(mktemp -d /tmp/keel-bench.XXXXXX)
+cleanup() {
+	for rt in "${!RT[@]}"; do
+		for id in $("${RT[$rt]}" --root "$work/state-$rt" list -q 2>/dev/null); do
+			"${RT[$rt]}" --root "$work/state-$rt" delete -f "$id" >/dev/null 2>&1 || true
+		done
+	done
+	rm -rf "$work"
+}
+declare -A RT=([keel]=$keel [runc]=$(command -v runc) [crun]=$(command -v crun))
+trap cleanup EXIT
+names=(keel runc crun)
+
+"$repo/scripts/busybox-bundle.sh" "$keel" "$work/bundle" true >/dev/null
+# No pid-namespace-wide tricks: each runtime gets the same config.
+for rt in "${names[@]}"; do mkdir -p "$work/state-$rt"; done
+
+hf() { hyperfine --style basic --runs "$runs" --warmup 3 -N "$@"; }
+for rt in "${names[@]}"; do
+	r="${RT[$rt]} --root $work/state-$rt"
+	b="--bundle $work/bundle"
+	hf --export-json "$work/run-$rt.json" "$r run $b bench-run-$rt" >/dev/null
+	hf --export-json "$work/create-$rt.json" --prepare "$r delete -f bench-c-$rt" "$r create $b bench-c-$rt" >/dev/null
+	hf --export-json "$work/start-$rt.json" --prepare "sh -c '$r delete -f bench-s-$rt; $r create $b bench-s-$rt'" "$r start bench-s-$rt" >/dev/null
+	hf --export-json "$work/delete-$rt.json" --prepare "sh -c '$r create $b bench-d-$rt && $r start bench-d-$rt && sleep 0.02'" "$r delete -f bench-d-$rt" >/dev/null
+	$r create $b bench-state-$rt
+	hf --export-json "$work/state-$rt.json" "$r state bench-state-$rt" >/dev/null
+	$r delete -f bench-state-$rt
+	hf --export-json "$work/csd-$rt.json" "sh -c '$r create $b bench-csd-$rt && $r start bench-csd-$rt && $r delete -f bench-csd-$rt'" >/dev/null
+	$r delete -f bench-c-$rt >/dev/null 2>&1 || true
+	$r delete -f bench-s-$rt >/dev/null 2>&1 || true
+	# Peak RSS of create (the runtime process itself, in KiB), median of 9.
+	for i in 1 2 3 4 5 6 7 8 9; do
+		/usr/bin/time -f %M -o "$work/rss-$rt-$i" $r create $b bench-rss-$rt
+		$r delete -f bench-rss-$rt
+	done
+	cat "$work"/rss-$rt-* | sort -n | sed -n 5p >"$work/rss-$rt"
+	stat -L -c %s "${RT[$rt]}" >"$work/size-$rt"
+	"${RT[$rt]}" --version | head -n 1 >"$work/version-$rt"
+done
+
+python3 - "$work" "$out_md" "$runs" "$keel" <<'PY'
+import json, os, platform, subprocess, sys, datetime
+work, out, runs, keel = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+names = ["keel", "runc", "crun"]
+def med(kind, rt):
+    return json.load(open(f"{work}/{kind}-{rt}.json"))["results"][0]["median"] * 1000
+rows = [("run /bin/true (attached)", "run"), ("create", "create"), ("start", "start"),
+        ("delete -f (stopped)", "delete"), ("state", "state"), ("create + start + delete", "csd")]
+lines = []
+lines.append("| measure | keel-runtime | runc | crun | keel/runc | keel/crun |")
+lines.append("|---|---|---|---|---|---|")
+for label, kind in rows:
+    v = {rt: med(kind, rt) for rt in names}
+    lines.append(f"| {label} (median ms) | {v['keel']:.2f} | {v['runc']:.2f} | {v['crun']:.2f} | {v['keel']/v['runc']:.2f} | {v['keel']/v['crun']:.2f} |")
+rss = {rt: int(open(f"{work}/rss-{rt}").read()) for rt in names}
+lines.append(f"| peak RSS of create (KiB) | {rss['keel']} | {rss['runc']} | {rss['crun']} | {rss['keel']/rss['runc']:.2f} | {rss['keel']/rss['crun']:.2f} |")
+size = {rt: int(open(f"{work}/size-{rt}").read()) for rt in names}
+lines.append(f"| binary size (KiB) | {size['keel']//1024} | {size['runc']//1024} | {size['crun']//1024} | {size['keel']/size['runc']:.2f} | {size['keel']/size['crun']:.2f} |")
+versions = {rt: open(f"{work}/version-{rt}").read().strip() for rt in names}
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+section = "\n".join([
+    "## keel-runtime vs runc vs crun",
+    "",
+    f"Measured {datetime.datetime.utcnow().strftime('%Y-%m-%d %H:%M UTC')} on {os.cpu_count()} cores ({cpu}), "
+    f"kernel {platform.release()}, cgroup v1 (the hybrid host's cgroup2 mount hidden for all three, as crun 1.8 needs). "
+    f"Versions: {versions['keel']}; {versions['runc']}; {versions['crun']}.",
+    "",
+    f"Command: `make bench` (`bench/runtime.sh`: hyperfine -N, {runs} runs + 3 warm-up per cell, medians; "
+    "busybox bundle running `/bin/true`; peak RSS by GNU time, median of 9). Ratios below 1 mean keel-runtime is faster or smaller.",
+    "",
+] + lines + [""])
+text = open(out).read() if os.path.exists(out) else "# Benchmarks\n\nEvery figure here comes from `make bench` on this repository's machine kind; each section says when and how.\n\n"
+start = text.find("## keel-runtime vs runc vs crun")
+if start >= 0:
+    end = text.find("\n## ", start + 1)
+    text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
+else:
+    text = text.rstrip("\n") + "\n\n" + section
+open(out, "w").write(text)
+print(section)
+PY

@@ -1,0 +1,52 @@
+//! `kill`: send a signal to the container's init, or with `--all` to every
+//! process in its cgroup.
+
+use libcgroups::common::CgroupManager;
+use libcontainer::container::ContainerStatus;
+use nix::sys::signal::Signal;
+
+use crate::container::{load, GlobalOpts};
+use crate::error::{Result, RuntimeError};
+
+pub fn kill(g: &GlobalOpts, id: &str, signal: &str, all: bool) -> Result<()> {
+    let signo = crate::signal::parse(signal)?;
+    let mut c = load(g, id)?;
+    if matches!(
+        c.status(),
+        ContainerStatus::Stopped | ContainerStatus::Creating
+    ) && !all
+    {
+        return Err(RuntimeError::NotRunning(id.to_string()));
+    }
+    match Signal::try_from(signo) {
+        Ok(sig) => c
+            .kill(sig, all)
+            .map_err(|e| RuntimeError::container(format!("killing container {id}"), e)),
+        Err(_) => {
+            // Real-time signals are outside libcontainer's (and nix's) enum.
+            let pids = if all {
+                super::cgroup_manager(&c)?
+                    .get_all_pids()
+                    .map_err(|e| RuntimeError::Cgroup {
+                        what: format!("processes of container {id}"),
+                        message: crate::error::chain(&e),
+                    })?
+                    .into_iter()
+                    .map(|p| p.as_raw())
+                    .collect()
+            } else {
+                c.pid().map(|p| vec![p.as_raw()]).unwrap_or_default()
+            };
+            for pid in pids {
+                // SAFETY: plain kill(2).
+                if unsafe { libc::kill(pid, signo) } != 0 && !all {
+                    return Err(RuntimeError::io(
+                        format!("signal {signo} to container {id}"),
+                        std::io::Error::last_os_error(),
+                    ));
+                }
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! Finding containers under the state root and describing them the way runc
+//! does (`state`, `list`).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use libcontainer::container::{Container, ContainerStatus};
+use serde::Serialize;
+
+use crate::error::{Result, RuntimeError};
+
+/// Options every command shares (runc's global flags).
+#[derive(Debug, Clone)]
+pub struct GlobalOpts {
+    pub root: PathBuf,
+    pub systemd_cgroup: bool,
+}
+
+impl GlobalOpts {
+    /// The state root, created on first use with runc's 0700 mode.
+    pub fn ensure_root(&self) -> Result<PathBuf> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.root)
+            .map_err(|e| {
+                RuntimeError::io(format!("creating state root {}", self.root.display()), e)
+            })?;
+        std::fs::canonicalize(&self.root)
+            .map_err(|e| RuntimeError::io(format!("state root {}", self.root.display()), e))
+    }
+
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+}
+
+/// runc's rule for ids: `^[\w+\-.]+$`, and not `.` or `..`, so an id is
+/// always a single path component under the root.
+pub fn validate_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(RuntimeError::InvalidId(id.to_string()))
+    }
+}
+
+/// Loads a container's state and refreshes its status from the kernel.
+pub fn load(opts: &GlobalOpts, id: &str) -> Result<Container> {
+    validate_id(id)?;
+    let dir = opts.container_dir(id);
+    if !dir.join("state.json").exists() {
+        return Err(RuntimeError::NotExist(id.to_string()));
+    }
+    let mut c = Container::load(dir)
+        .map_err(|e| RuntimeError::container(format!("loading state of container {id}"), e))?;
+    c.refresh_status()
+        .map_err(|e| RuntimeError::container(format!("reading status of container {id}"), e))?;
+    Ok(c)
+}
+
+/// The OCI state as `runc state` prints it.
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct StateView {
+    pub oci_version: String,
+    pub id: String,
+    pub pid: i32,
+    pub status: ContainerStatus,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<HashMap<String, String>>,
+    pub owner: String,
+}
+
+impl StateView {
+    pub fn of(c: &Container) -> Self {
+        let s = &c.state;
+        let running = matches!(
+            s.status,
+            ContainerStatus::Created | ContainerStatus::Running | ContainerStatus::Paused
+        );
+        let rootfs = rootfs_of(&s.bundle).unwrap_or_else(|| s.bundle.join("rootfs"));
+        StateView {
+            oci_version: libcontainer::oci_spec::runtime::VERSION.to_string(),
+            id: s.id.clone(),
+            pid: if running { s.pid.unwrap_or(0) } else { 0 },
+            status: s.status,
+            bundle: s.bundle.clone(),
+            rootfs,
+            created: s
+                .created
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
+                .unwrap_or_default(),
+            annotations: s.annotations.clone().filter(|a| !a.is_empty()),
+            owner: owner_name(s.creator.unwrap_or(0)),
+        }
+    }
+}
+
+fn rootfs_of(bundle: &Path) -> Option<PathBuf> {
+    let data = std::fs::read(bundle.join(crate::spec::CONFIG_FILE)).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&data).ok()?;
+    let root = v.get("root")?.get("path")?.as_str()?;
+    Some(crate::spec::rootfs_path(bundle, Path::new(root)))
+}
+
+fn owner_name(uid: u32) -> String {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| uid.to_string())
+}
+
+/// Every container id under the root, sorted; entries that are not
+/// containers (temporary files, sockets) are skipped.
+pub fn list_ids(opts: &GlobalOpts) -> Result<Vec<String>> {
+    let rd = match std::fs::read_dir(&opts.root) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => {
+            return Err(RuntimeError::io(
+                format!("reading {}", opts.root.display()),
+                e,
+            ))
+        }
+    };
+    let mut ids: Vec<String> = rd
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("state.json").is_file())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_follow_runcs_rule() {
+        for ok in ["a", "keel-test-1", "A_b+c.d", "..x"] {
+            validate_id(ok).unwrap();
+        }
+        for bad in ["", ".", "..", "a/b", "a b", "x\n", "é"] {
+            let err = validate_id(bad).unwrap_err().to_string();
+            assert!(err.contains("invalid container id"), "{err}");
+        }
+    }
+
+    #[test]
+    fn missing_container_says_does_not_exist() {
+        let d = tempfile::tempdir().unwrap();
+        let g = GlobalOpts {
+            root: d.path().to_path_buf(),
+            systemd_cgroup: false,
+        };
+        let err = load(&g, "nope").unwrap_err().to_string();
+        assert!(err.contains("does not exist"), "{err}");
+    }
+}

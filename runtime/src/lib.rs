@@ -1,0 +1,18 @@
+//! keel-runtime: an OCI runtime with runc's command line, built on
+//! libcontainer. Each command is a function in `commands`; the binary only
+//! parses flags and prints.
+
+pub mod commands;
+pub mod console;
+pub mod container;
+pub mod error;
+pub mod executor;
+pub mod foreground;
+pub mod hooks;
+pub mod log;
+pub mod seccomp;
+pub mod signal;
+pub mod spec;
+
+pub use container::GlobalOpts;
+pub use error::{Result, RuntimeError};
