@@ -166,14 +166,12 @@ fn condition(arg: &LinuxSeccompArg, field: &str) -> Result<SeccompCondition, Sec
         LinuxSeccompOperator::ScmpCmpEq => (SeccompCmpOp::Eq, arg.value()),
         LinuxSeccompOperator::ScmpCmpGe => (SeccompCmpOp::Ge, arg.value()),
         LinuxSeccompOperator::ScmpCmpGt => (SeccompCmpOp::Gt, arg.value()),
-        LinuxSeccompOperator::ScmpCmpMaskedEq => {
-            let datum = arg
-                .value_two()
-                .ok_or_else(|| SeccompError::MaskedEqWithoutValueTwo {
-                    field: field.to_string(),
-                })?;
-            (SeccompCmpOp::MaskedEq(arg.value()), datum)
-        }
+        // An absent valueTwo is 0, as in Go: Docker's clone rule relies on
+        // it ("none of these namespace flags").
+        LinuxSeccompOperator::ScmpCmpMaskedEq => (
+            SeccompCmpOp::MaskedEq(arg.value()),
+            arg.value_two().unwrap_or(0),
+        ),
     };
     SeccompCondition::new(index, SeccompCmpArgLen::Qword, op, value).map_err(|source| {
         SeccompError::Backend {
@@ -259,6 +257,7 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<CompiledSeccomp, SeccompError> 
         profile.default_errno_ret(),
         "defaultAction",
     )?;
+    let mut unknown: Vec<&str> = Vec::new();
     let mut named = RuleMap::new();
     let mut by_action: BTreeMap<Action, RuleMap> = BTreeMap::new();
     for (i, sc) in profile.syscalls().iter().flatten().enumerate() {
@@ -267,7 +266,7 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<CompiledSeccomp, SeccompError> 
         let r = rules(sc, &field)?;
         for name in sc.names() {
             let Some(nr) = syscall_number(name) else {
-                tracing::warn!("seccomp: unknown syscall \"{name}\" ({field}) skipped");
+                unknown.push(name);
                 continue;
             };
             add(&mut named, nr, r.clone());
@@ -275,6 +274,16 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<CompiledSeccomp, SeccompError> 
                 add(by_action.entry(act).or_default(), nr, r.clone());
             }
         }
+    }
+    if !unknown.is_empty() {
+        unknown.sort_unstable();
+        unknown.dedup();
+        tracing::warn!(
+            "seccomp: {} syscall name(s) unknown on {} skipped: {}",
+            unknown.len(),
+            std::env::consts::ARCH,
+            unknown.join(" ")
+        );
     }
     // The default filter goes in last: once it is loaded, a profile that
     // does not allow seccomp(2) itself would refuse the filters after it.

@@ -247,14 +247,20 @@ fn bad_arguments_are_refused_naming_the_field() {
         err.contains("syscalls[0].args[0]") && err.contains("index 6"),
         "{err}"
     );
-    let err = compile(&profile(json!({
+}
+
+#[test]
+fn masked_eq_without_value_two_compares_with_zero() {
+    // Docker's clone rule: allowed only when no namespace flag is set.
+    let f = compile(&profile(json!({
         "defaultAction": "SCMP_ACT_ALLOW",
-        "syscalls": [{"names": ["dup3"], "action": "SCMP_ACT_ERRNO",
-            "args": [{"index": 0, "value": 7, "op": "SCMP_CMP_MASKED_EQ"}]}]
+        "syscalls": [{"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
+            "args": [{"index": 0, "value": 0xff00, "op": "SCMP_CMP_MASKED_EQ"}]}]
     })))
-    .unwrap_err()
-    .to_string();
-    assert!(err.contains("valueTwo"), "{err}");
+    .unwrap();
+    // 0x0008 & 0xff00 == 0 → refused; 0xffffffff & 0xff00 != 0 → allowed.
+    assert_eq!(in_child(&f, probe_personality_0x8), libc::EPERM);
+    assert_eq!(in_child(&f, probe_personality_query), 0);
 }
 
 #[test]
