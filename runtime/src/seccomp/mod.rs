@@ -144,6 +144,8 @@ fn action(a: LinuxSeccompAction, errno: Option<u32>, field: &str) -> Result<Acti
     })
 }
 
+// c_long is i64 on the architectures built for, not by definition.
+#[allow(clippy::unnecessary_cast)]
 fn syscall_number(name: &str) -> Option<i64> {
     syscalls::SYSCALLS
         .iter()
