@@ -9,6 +9,7 @@ use libcontainer::workload::{
     Executor, ExecutorError, ExecutorSetEnvsError, ExecutorValidationError,
 };
 
+use crate::seccomp::privilege::CapsAfterSeccomp;
 use crate::seccomp::CompiledSeccomp;
 
 #[derive(Clone, Default)]
@@ -19,6 +20,10 @@ pub struct KeelExecutor {
     /// `_ses.<id>`: the session keyring runc gives each container so that
     /// containers do not share the host's (unless `--no-new-keyring`).
     pub keyring: Option<String>,
+    /// Set when the filter is loaded with a CAP_SYS_ADMIN kept only for
+    /// that purpose: the capabilities to lower to afterwards (see
+    /// `seccomp::privilege`).
+    pub caps_after_seccomp: Option<CapsAfterSeccomp>,
 }
 
 const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
@@ -67,6 +72,11 @@ impl Executor for KeelExecutor {
             filter
                 .install()
                 .map_err(|e| ExecutorError::Other(format!("loading seccomp filter: {e}")))?;
+        }
+        if let Some(caps) = &self.caps_after_seccomp {
+            caps.restore().map_err(|e| {
+                ExecutorError::Other(format!("lowering capabilities after seccomp: {e}"))
+            })?;
         }
         DefaultExecutor {}.exec(spec)
     }

@@ -38,6 +38,9 @@ for p in "unshare -U true" "unshare -m true" "mount -t tmpfs none /mnt" "hostnam
   err=$(sh -c "$p" 2>&1 >/dev/null); rc=$?
   echo "$p => rc=$rc ${err##*: }"
 done
+# The filter must come without no_new_privs and leave exactly the configured
+# capabilities, as under runc.
+grep -E '^(NoNewPrivs|Seccomp|CapInh|CapPrm|CapEff|CapBnd|CapAmb):' /proc/self/status
 "#;
 
 fn docker_profile() -> Value {
@@ -162,6 +165,8 @@ fn docker_default_profile_behaves_as_under_runc() {
     );
     assert!(keel.contains("chroot / true => rc=0"), "{keel}");
     assert!(keel.contains("linux32 true => rc=0"), "{keel}");
+    assert!(keel.contains("NoNewPrivs:\t0"), "{keel}");
+    assert!(keel.contains("Seccomp:\t2"), "{keel}");
 
     let runc = which("runc").expect("runc is the yardstick here: make test installs it");
     let runc_root = tempfile::tempdir().unwrap();

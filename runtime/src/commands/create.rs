@@ -8,10 +8,12 @@ use libcontainer::container::Container;
 use libcontainer::error::LibcontainerError;
 use libcontainer::oci_spec::runtime::{LinuxMemoryBuilder, LinuxResourcesBuilder, Spec};
 use libcontainer::syscall::syscall::SyscallType;
+use serde_json::Value;
 
 use crate::container::{validate_id, GlobalOpts};
 use crate::error::{Result, RuntimeError};
 use crate::executor::KeelExecutor;
+use crate::seccomp::privilege::{self, CapsAfterSeccomp};
 use crate::spec::{load_bundle_config, CONFIG_FILE};
 
 #[derive(Debug, Clone, Default)]
@@ -25,21 +27,64 @@ pub struct CreateOpts {
     pub preserve_fds: i32,
 }
 
-/// Removes a half-created container's state directory (and, through
-/// libcontainer's own cleanup, its cgroup and processes) unless disarmed.
+/// Removes a half-created container's state directory and private bundle
+/// (its cgroup and processes go through libcontainer's own cleanup) unless
+/// disarmed.
 struct StateDirGuard {
-    dir: PathBuf,
+    dirs: Vec<PathBuf>,
     armed: bool,
 }
 
 impl Drop for StateDirGuard {
     fn drop(&mut self) {
-        if self.armed && self.dir.exists() {
-            if let Err(e) = std::fs::remove_dir_all(&self.dir) {
-                tracing::warn!("removing {}: {e}", self.dir.display());
+        if !self.armed {
+            return;
+        }
+        for dir in &self.dirs {
+            if dir.exists() {
+                if let Err(e) = std::fs::remove_dir_all(dir) {
+                    tracing::warn!("removing {}: {e}", dir.display());
+                }
             }
         }
     }
+}
+
+/// Where libcontainer reads the config from when it must differ from the
+/// user's (see `seccomp::privilege`): beside the state directories, never
+/// in the user's bundle.
+pub(crate) fn private_bundle_dir(root: &Path, id: &str) -> PathBuf {
+    root.join(format!(".keel-bundle-{id}"))
+}
+
+/// The user's config with an absolute rootfs and CAP_SYS_ADMIN kept for the
+/// seccomp window; returns it with the capabilities to restore.
+fn widened_config(bundle: &Path, config_path: &Path) -> Result<(Value, CapsAfterSeccomp)> {
+    let data = std::fs::read(config_path).map_err(|source| RuntimeError::ReadConfig {
+        path: config_path.to_path_buf(),
+        source,
+    })?;
+    let mut v: Value = serde_json::from_slice(&data).map_err(|e| RuntimeError::InvalidConfig {
+        path: config_path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    if let Some(root) = v["root"]["path"].as_str() {
+        let abs = crate::spec::rootfs_path(bundle, Path::new(root));
+        v["root"]["path"] = Value::String(abs.to_string_lossy().into_owned());
+    }
+    let keep = privilege::widen(&mut v["process"]);
+    Ok((v, keep))
+}
+
+fn write_private_bundle(dir: &Path, config: &Value) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| RuntimeError::io(format!("creating {}", dir.display()), e))?;
+    let path = dir.join(CONFIG_FILE);
+    std::fs::write(&path, config.to_string())
+        .map_err(|e| RuntimeError::io(format!("writing {}", path.display()), e))
 }
 
 pub(crate) fn absolute(p: &Path) -> Result<PathBuf> {
@@ -70,18 +115,39 @@ pub(crate) fn build(g: &GlobalOpts, o: &CreateOpts, detached: bool) -> Result<Co
         }
         None => None,
     };
+    let filters = seccomp.as_ref().map_or(0, |s| s.filter_count());
+    let caps_window = spec
+        .process()
+        .as_ref()
+        .is_some_and(|p| privilege::needs_window(p, filters));
     let root = g.ensure_root()?;
     let dir = root.join(&o.id);
     if dir.exists() {
         return Err(RuntimeError::Exists(o.id.clone()));
     }
+    let pid_file = o.pid_file.as_deref().map(absolute).transpose()?;
+    let console = o.console_socket.as_deref().map(absolute).transpose()?;
+    // As runc: the runtime works in the bundle, so relative paths in the
+    // config (bind mount sources) are relative to it.
+    std::env::set_current_dir(&bundle)
+        .map_err(|e| RuntimeError::io(format!("bundle {}", bundle.display()), e))?;
+    let private = private_bundle_dir(&root, &o.id);
+    let mut guard = StateDirGuard {
+        dirs: vec![dir, private.clone()],
+        armed: true,
+    };
+    let (load_from, caps_after_seccomp) = if caps_window {
+        let (config, keep) = widened_config(&bundle, &config_path)?;
+        write_private_bundle(&private, &config)?;
+        (private, Some(keep))
+    } else {
+        (bundle.clone(), None)
+    };
     let executor = KeelExecutor {
         seccomp,
         keyring: (!o.no_new_keyring).then(|| format!("_ses.{}", o.id)),
+        caps_after_seccomp,
     };
-    let pid_file = o.pid_file.as_deref().map(absolute).transpose()?;
-    let console = o.console_socket.as_deref().map(absolute).transpose()?;
-    let mut guard = StateDirGuard { dir, armed: true };
     let result = ContainerBuilder::new(o.id.clone(), SyscallType::default())
         .with_executor(executor)
         .with_root_path(&root)
@@ -89,7 +155,7 @@ pub(crate) fn build(g: &GlobalOpts, o: &CreateOpts, detached: bool) -> Result<Co
         .map(|b| b.with_console_socket(console.as_ref()))
         .map(|b| b.with_preserved_fds(o.preserve_fds))
         .and_then(|b| {
-            b.as_init(&bundle)
+            b.as_init(&load_from)
                 .with_systemd(g.systemd_cgroup)
                 .with_detach(detached)
                 .with_no_pivot(o.no_pivot)
@@ -98,9 +164,16 @@ pub(crate) fn build(g: &GlobalOpts, o: &CreateOpts, detached: bool) -> Result<Co
     match result {
         Ok(mut c) => {
             guard.armed = false;
-            if let Err(e) =
-                crate::hooks::take_late_hooks(&c).and_then(|_| disable_oom_killer(&c, &spec))
-            {
+            if caps_window {
+                // The state names the user's bundle, not the private copy.
+                c.state.bundle = bundle.clone();
+            }
+            let finish = c
+                .save()
+                .map_err(|e| RuntimeError::container(format!("saving state of {}", o.id), e))
+                .and_then(|_| crate::hooks::take_late_hooks(&c))
+                .and_then(|_| disable_oom_killer(&c, &spec));
+            if let Err(e) = finish {
                 let _ = super::delete::delete_loaded(&mut c, true);
                 return Err(e);
             }

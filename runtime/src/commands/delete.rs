@@ -13,10 +13,14 @@ pub fn delete(g: &GlobalOpts, id: &str, force: bool) -> Result<()> {
         Err(RuntimeError::NotExist(_)) if force => {
             // runc: a forced delete of what is already gone succeeds, but
             // a directory left by a crashed create is still removed.
-            let dir = g.container_dir(id);
-            if dir.is_dir() {
-                std::fs::remove_dir_all(&dir)
-                    .map_err(|e| RuntimeError::io(format!("removing {}", dir.display()), e))?;
+            for dir in [
+                g.container_dir(id),
+                super::create::private_bundle_dir(&g.root, id),
+            ] {
+                if dir.is_dir() {
+                    std::fs::remove_dir_all(&dir)
+                        .map_err(|e| RuntimeError::io(format!("removing {}", dir.display()), e))?;
+                }
             }
             return Ok(());
         }
@@ -42,6 +46,13 @@ pub(crate) fn delete_loaded(c: &mut Container, force: bool) -> Result<()> {
     let late = crate::hooks::load(c);
     c.delete(force)
         .map_err(|e| RuntimeError::container(format!("deleting container {}", c.id()), e))?;
+    if let Some(root) = c.root.parent() {
+        let private = super::create::private_bundle_dir(root, c.id());
+        if private.is_dir() {
+            std::fs::remove_dir_all(&private)
+                .map_err(|e| RuntimeError::io(format!("removing {}", private.display()), e))?;
+        }
+    }
     crate::hooks::run_each("poststop", &late.poststop, c, None);
     Ok(())
 }

@@ -165,7 +165,7 @@ pub fn exec(g: &GlobalOpts, o: &ExecOpts) -> Result<i32> {
             what: "container process".into(),
             source,
         })?;
-    let process = process_json(o, &base)?;
+    let mut process = process_json(o, &base)?;
     let terminal = process["terminal"].as_bool().unwrap_or(false);
     let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
         Some(profile) => {
@@ -178,6 +178,12 @@ pub fn exec(g: &GlobalOpts, o: &ExecOpts) -> Result<i32> {
         }
         None => None,
     };
+    // The same seccomp window as at create (see `seccomp::privilege`).
+    let filters = seccomp.as_ref().map_or(0, |s| s.filter_count());
+    let parsed: libcontainer::oci_spec::runtime::Process = serde_json::from_value(process.clone())
+        .map_err(|e| RuntimeError::Invalid(format!("exec process: {e}")))?;
+    let caps_after_seccomp = crate::seccomp::privilege::needs_window(&parsed, filters)
+        .then(|| crate::seccomp::privilege::widen(&mut process));
     let root = g.ensure_root()?;
     let tmp = TempFile(root.join(format!(".exec-{}-{}.json", std::process::id(), o.id)));
     std::fs::write(&tmp.0, process.to_string())
@@ -196,6 +202,7 @@ pub fn exec(g: &GlobalOpts, o: &ExecOpts) -> Result<i32> {
     let executor = KeelExecutor {
         seccomp,
         keyring: None,
+        caps_after_seccomp,
     };
     if !o.detach {
         foreground::become_subreaper()?;

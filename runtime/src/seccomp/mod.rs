@@ -38,6 +38,7 @@
 //! `SCMP_ACT_NOTIFY` and `listenerPath`: user notification needs a listener
 //! the runtime would have to hand over, which keel-runtime does not do.
 
+pub mod privilege;
 mod syscalls;
 
 use std::collections::BTreeMap;
