@@ -59,8 +59,28 @@ pub fn load(opts: &GlobalOpts, id: &str) -> Result<Container> {
     if !dir.join("state.json").exists() {
         return Err(RuntimeError::NotExist(id.to_string()));
     }
-    let mut c = Container::load(dir)
-        .map_err(|e| RuntimeError::container(format!("loading state of container {id}"), e))?;
+    // libcontainer rewrites state.json in place (truncate, then write), so a
+    // reader racing a create/start/delete can see it empty: read again.
+    let mut attempt = 0;
+    let mut c = loop {
+        match Container::load(dir.clone()) {
+            Ok(c) => break c,
+            Err(_) if attempt < 50 && dir.join("state.json").exists() => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            Err(e) if !dir.join("state.json").exists() => {
+                tracing::debug!("{id}: {e}");
+                return Err(RuntimeError::NotExist(id.to_string()));
+            }
+            Err(e) => {
+                return Err(RuntimeError::container(
+                    format!("loading state of container {id}"),
+                    e,
+                ))
+            }
+        }
+    };
     c.refresh_status()
         .map_err(|e| RuntimeError::container(format!("reading status of container {id}"), e))?;
     Ok(c)
