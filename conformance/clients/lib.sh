@@ -71,29 +71,73 @@ stop_pid() {
 	wait "$pid" 2>/dev/null || true
 }
 
-# tmux_session NAME CMD: an interactive command in a real terminal
+# wait_pane SESSION PATTERN SECONDS: prints the pane once PATTERN shows
+wait_pane() {
+	local out="" end=$((SECONDS + $3))
+	while [ $SECONDS -lt $end ]; do
+		out=$(tmux capture-pane -p -t "$1" 2>/dev/null || true)
+		case "$out" in *"$2"*) break ;; esac
+		sleep 0.3
+	done
+	printf '%s' "$out"
+}
+
+# tty_roundtrip NAME CMD: runs CMD (a container shell) in a real 120x40
+# terminal, types into it, and prints what the screen showed.
 tty_roundtrip() {
-	local name=$1 cmd=$2 out=""
+	local name=$1 cmd=$2 out
 	tmux new-session -d -s "$name" -x 120 -y 40 "$cmd"
-	# wait for the shell prompt inside the container
-	local end=$((SECONDS + 30))
-	while [ $SECONDS -lt $end ]; do
-		out=$(tmux capture-pane -p -t "$name" 2>/dev/null || true)
-		case "$out" in *'# '*) break ;; esac
-		sleep 0.3
-	done
+	wait_pane "$name" '# ' 30 >/dev/null
 	tmux send-keys -t "$name" 'echo $((6*7)); stty size' Enter
-	end=$((SECONDS + 15))
-	while [ $SECONDS -lt $end ]; do
-		out=$(tmux capture-pane -p -t "$name" 2>/dev/null || true)
-		case "$out" in *"40 120"*) break ;; esac
-		sleep 0.3
-	done
+	out=$(wait_pane "$name" "40 120" 15)
 	tmux send-keys -t "$name" 'exit' Enter
-	end=$((SECONDS + 15))
+	local end=$((SECONDS + 15))
 	while tmux has-session -t "$name" 2>/dev/null && [ $SECONDS -lt $end ]; do sleep 0.3; done
 	tmux kill-session -t "$name" 2>/dev/null || true
 	printf '%s' "$out"
+}
+
+# engine_scenarios CLI IMAGE RUN_ARGS...: the docker-style checks, for any
+# client with docker's verbs and flags (docker, podman). CLI is an
+# executable wrapper that adds the client's private connection flags.
+engine_scenarios() {
+	local cli=$1 img=$2 out code
+	shift 2
+	local run=(run "$@")
+	out=$(timeout 60 "$cli" "${run[@]}" --rm "$img" echo hello 2>&1)
+	check "run attached prints the output" "hello" "$out"
+	timeout 60 "$cli" "${run[@]}" --rm "$img" sh -c 'exit 3' >/dev/null 2>&1
+	check "run attached returns the exit status" 3 "$?"
+
+	timeout 60 "$cli" "${run[@]}" -d --name keel-c1 "$img" sh -c 'echo started; trap "exit 0" TERM; while :; do sleep 0.1; done' >/dev/null
+	check "run detached is running" true "$("$cli" inspect -f '{{.State.Running}}' keel-c1 2>&1)"
+	out=$(timeout 60 "$cli" exec keel-c1 sh -c 'echo in-exec; exit 4' 2>&1)
+	code=$?
+	check_contains "exec prints in the container" "in-exec" "$out"
+	check "exec returns the exit status" 4 "$code"
+	wait_for 10 sh -c "'$cli' logs keel-c1 2>&1 | grep -q started"
+	check_contains "logs has the output" "started" "$("$cli" logs keel-c1 2>&1)"
+	timeout 60 "$cli" stop -t 10 keel-c1 >/dev/null
+	check "stop ends a TERM-handling container cleanly" 0 "$("$cli" inspect -f '{{.State.ExitCode}}' keel-c1 2>&1)"
+
+	timeout 60 "$cli" "${run[@]}" -d --name keel-c2 "$img" sh -c 'trap "" TERM; while :; do sleep 0.1; done' >/dev/null
+	timeout 60 "$cli" stop -t 1 keel-c2 >/dev/null 2>&1
+	check "stop kills one that ignores TERM" 137 "$("$cli" inspect -f '{{.State.ExitCode}}' keel-c2 2>&1)"
+
+	timeout 60 "$cli" "${run[@]}" -d --name keel-c3 "$img" sleep 300 >/dev/null
+	timeout 60 "$cli" kill -s KILL keel-c3 >/dev/null
+	wait_for 10 sh -c "[ \$('$cli' inspect -f '{{.State.Running}}' keel-c3) = false ]"
+	check "kill -s KILL stops it" "false 137" "$("$cli" inspect -f '{{.State.Running}} {{.State.ExitCode}}' keel-c3 2>&1)"
+
+	timeout 60 "$cli" "${run[@]}" -d --name keel-c4 "$img" sleep 300 >/dev/null
+	timeout 60 "$cli" rm -f keel-c4 >/dev/null
+	check "rm -f removes a running container" "" "$("$cli" ps -aq --filter name=keel-c4)"
+	"$cli" rm keel-c1 keel-c2 keel-c3 >/dev/null
+	check "rm removes stopped containers" "" "$("$cli" ps -aq)"
+
+	out=$(tty_roundtrip "keel-tty-$$" "$cli ${run[*]} -it --rm $img sh")
+	check_contains "interactive -t: the shell answers" "42" "$out"
+	check_contains "interactive -t: the terminal size reaches it" "40 120" "$out"
 }
 
 summary() {

@@ -47,40 +47,7 @@ img=localhost/keel-test/busybox:latest
 U="--ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
 check_contains "podman uses the runtime" "$rt" "$("$P" info --format '{{.Host.OCIRuntime.Path}}' 2>&1)"
 
-out=$(timeout 60 "$P" run $U --rm --network none "$img" echo hello 2>&1)
-check "run attached prints the output" "hello" "$out"
-timeout 60 "$P" run $U --rm --network none "$img" sh -c 'exit 3' >/dev/null 2>&1
-check "run attached returns the exit status" 3 "$?"
-
-timeout 60 "$P" run $U -d --name keel-p1 --network none "$img" sh -c 'echo started; trap "exit 0" TERM; while :; do sleep 0.1; done' >/dev/null
-check "run detached is running" running "$("$P" inspect -f '{{.State.Status}}' keel-p1 2>&1)"
-out=$(timeout 60 "$P" exec keel-p1 sh -c 'echo in-exec; exit 4' 2>&1)
-code=$?
-check_contains "exec prints in the container" "in-exec" "$out"
-check "exec returns the exit status" 4 "$code"
-wait_for 10 sh -c "'$P' logs keel-p1 2>&1 | grep -q started"
-check_contains "logs has the output" "started" "$("$P" logs keel-p1 2>&1)"
-timeout 60 "$P" stop -t 10 keel-p1 >/dev/null
-check "stop ends a TERM-handling container cleanly" 0 "$("$P" inspect -f '{{.State.ExitCode}}' keel-p1 2>&1)"
-
-timeout 60 "$P" run $U -d --name keel-p2 --network none "$img" sh -c 'trap "" TERM; while :; do sleep 0.1; done' >/dev/null
-timeout 60 "$P" stop -t 1 keel-p2 >/dev/null
-check "stop kills one that ignores TERM" 137 "$("$P" inspect -f '{{.State.ExitCode}}' keel-p2 2>&1)"
-
-timeout 60 "$P" run $U -d --name keel-p3 --network none "$img" sleep 300 >/dev/null
-timeout 60 "$P" kill -s KILL keel-p3 >/dev/null
-wait_for 10 sh -c "[ \$('$P' inspect -f '{{.State.Status}}' keel-p3) = exited ]"
-check "kill -s KILL stops it" exited "$("$P" inspect -f '{{.State.Status}}' keel-p3 2>&1)"
-
-timeout 60 "$P" run $U -d --name keel-p4 --network none "$img" sleep 300 >/dev/null
-timeout 60 "$P" rm -f -t 0 keel-p4 >/dev/null
-check "rm -f removes a running container" "" "$("$P" ps -aq --filter name=keel-p4)"
-"$P" rm keel-p1 keel-p2 keel-p3 >/dev/null
-check "rm removes stopped containers" "" "$("$P" ps -aq)"
-
-out=$(tty_roundtrip "keel-podman-$$" "$P run $U -it --rm --network none $img sh")
-check_contains "interactive -t: the shell answers" "42" "$out"
-check_contains "interactive -t: the terminal size reaches it" "40 120" "$out"
+engine_scenarios "$P" "$img" --network none $U
 
 echo "podman: $(summary)"
 summary
