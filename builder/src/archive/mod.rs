@@ -1,0 +1,1 @@
+//! docker-archive and OCI archive save and load.

@@ -1,0 +1,1 @@
+//! Build cache: step keys and what they resolved to.

@@ -1,0 +1,1 @@
+//! Dockerfile parsing: lexing (directives, continuations, heredocs), instructions with file:line, variable substitution.

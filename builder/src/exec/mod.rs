@@ -1,0 +1,1 @@
+//! RUN steps: a container over the parent layers, through a runtime CLI.

@@ -1,0 +1,1 @@
+//! Layers: overlay upper-dir diffs as deterministic tar streams, compression, and safe extraction.

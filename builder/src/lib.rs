@@ -1,0 +1,14 @@
+//! keel-build's library: a Dockerfile and its context become an OCI image of
+//! content-addressed, cached layers in a local store; an image becomes an OCI
+//! runtime bundle. RUN steps go through a runc-compatible CLI
+//! (`keel_runtime_client`), never through libcontainer in this process.
+
+pub mod archive;
+pub mod bundle;
+pub mod cache;
+pub mod context;
+pub mod digest;
+pub mod dockerfile;
+pub mod exec;
+pub mod layer;
+pub mod store;

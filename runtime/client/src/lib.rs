@@ -1,0 +1,1 @@
+//! A typed caller of any runc-compatible runtime binary.
