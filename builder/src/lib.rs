@@ -10,5 +10,6 @@ pub mod context;
 pub mod digest;
 pub mod dockerfile;
 pub mod exec;
+pub mod image;
 pub mod layer;
 pub mod store;
