@@ -15,6 +15,9 @@ cpid=""
 C=$work/ctr
 printf '#!/bin/sh\nexec ctr -a %s -n keel-test "$@"\n' "$sock" >"$C"
 chmod +x "$C"
+# The runc shim puts containers under /<namespace>/<id>.
+cgroups_note keel-test
+paths_note /run/containerd
 cleanup() {
 	if [ -S "$sock" ]; then
 		for t in $("$C" task ls -q 2>/dev/null); do "$C" task kill -s SIGKILL "$t" >/dev/null 2>&1; done
@@ -27,6 +30,8 @@ cleanup() {
 	for p in $(pgrep -f "containerd-shim-runc-v2 .*-address $sock" 2>/dev/null); do stop_pid "$p"; done
 	unmount_under "$work"
 	rm -rf "$work"
+	cgroups_clean
+	paths_clean
 }
 trap cleanup EXIT
 

@@ -16,6 +16,9 @@ dpid=""
 D=$work/docker
 printf '#!/bin/sh\nexec docker -H unix://%s "$@"\n' "$sock" >"$D"
 chmod +x "$D"
+cgroups_note docker
+# dockerd's containerd starts the runc shim, which writes /run/containerd.
+paths_note /etc/docker/key.json /run/docker /run/containerd "/run/$(basename "$rt")"
 cleanup() {
 	if [ -S "$sock" ]; then
 		for c in $("$D" ps -aq 2>/dev/null); do "$D" rm -f "$c" >/dev/null 2>&1; done
@@ -25,6 +28,8 @@ cleanup() {
 	[ -f "$work/exec/containerd/containerd.pid" ] && stop_pid "$(cat "$work/exec/containerd/containerd.pid")"
 	unmount_under "$work"
 	rm -rf "$work"
+	cgroups_clean
+	paths_clean
 }
 trap cleanup EXIT
 

@@ -140,6 +140,48 @@ engine_scenarios() {
 	check_contains "interactive -t: the terminal size reaches it" "40 120" "$out"
 }
 
+# The clients make parent cgroups (docker/, libpod_parent/, the containerd
+# namespace) in every hierarchy and leave them when the last container goes.
+# cgroups_note NAME...: remember which of them exist before the run;
+# cgroups_clean: remove, deepest first, those this run made (empty by then).
+cgroup_names=() cgroups_before=" "
+cgroups_note() {
+	cgroup_names=("$@")
+	local n
+	for n in "$@"; do
+		cgroups_before+="$(echo /sys/fs/cgroup/*/"$n" /sys/fs/cgroup/"$n") "
+	done
+}
+cgroups_clean() {
+	local n d
+	for n in "${cgroup_names[@]}"; do
+		for d in /sys/fs/cgroup/*/"$n" /sys/fs/cgroup/"$n"; do
+			[ -d "$d" ] || continue
+			case "$cgroups_before" in *" $d "*) continue ;; esac
+			find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+		done
+	done
+}
+
+# Paths the clients write outside their private dirs whatever flags they get
+# (dockerd's /etc/docker/key.json and /run/docker/plugins, the runc shim's
+# /run/containerd/{s,fifo,runc}, podman's /var/lib/containers/cache and its
+# runtime root /run/<runtime>): paths_note PATH... before, paths_clean after
+# removes those of them that did not exist before the run.
+paths_new=()
+paths_note() {
+	local p
+	for p in "$@"; do
+		[ -e "$p" ] || paths_new+=("$p")
+	done
+}
+paths_clean() {
+	local p
+	for p in "${paths_new[@]}"; do
+		[ -e "$p" ] && rm -rf -- "$p"
+	done
+}
+
 summary() {
 	echo "$passed passed, $failed failed"
 	[ "$failed" -eq 0 ]

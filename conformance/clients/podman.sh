@@ -29,12 +29,16 @@ P=$work/podman
 printf '#!/bin/sh\nCONTAINERS_CONF=%s CONTAINERS_STORAGE_CONF=%s exec podman --tmpdir %s "$@"\n' \
 	"$work/containers.conf" "$work/storage.conf" "$work/tmp" >"$P"
 chmod +x "$P"
+cgroups_note libpod_parent
+paths_note /var/lib/containers /run/containers /run/libpod "/run/$(basename "$rt")"
 cleanup() {
 	for c in $("$P" ps -aq 2>/dev/null); do "$P" rm -f -t 0 "$c" >/dev/null 2>&1; done
 	# podman leaves no daemon; conmon processes end with their containers.
 	for p in $(pgrep -f "conmon .*$work" 2>/dev/null); do stop_pid "$p"; done
 	unmount_under "$work"
 	rm -rf "$work"
+	cgroups_clean
+	paths_clean
 }
 trap cleanup EXIT
 
