@@ -215,8 +215,13 @@ mod tests {
 
     #[test]
     fn bad_and_repeated_directives() {
-        let err = Lexer::new(Path::new("D"), "# escape=x\nFROM a\n").err().unwrap();
-        assert!(err.to_string().starts_with("D:1: invalid escape token"), "{err}");
+        let err = Lexer::new(Path::new("D"), "# escape=x\nFROM a\n")
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().starts_with("D:1: invalid escape token"),
+            "{err}"
+        );
         let err = Lexer::new(Path::new("D"), "# escape=`\n# escape=\\\n")
             .err()
             .unwrap();

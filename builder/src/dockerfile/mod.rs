@@ -252,3 +252,206 @@ pub fn parse_file(path: &Path) -> Result<Dockerfile, DockerfileError> {
     })?;
     parse(path, &text)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXTURES: &str = "/work/shared/fixtures";
+
+    /// The fixture's Dockerfile, or None (with a note) when it is absent.
+    fn fixture(name: &str) -> Option<Dockerfile> {
+        let path = Path::new(FIXTURES).join(name).join("Dockerfile");
+        if !path.exists() {
+            eprintln!("skipping: {} not found", path.display());
+            return None;
+        }
+        Some(parse_file(&path).unwrap())
+    }
+
+    fn keywords(stage: &Stage) -> Vec<&'static str> {
+        stage
+            .instructions
+            .iter()
+            .map(|i| i.kind.keyword())
+            .collect()
+    }
+
+    #[test]
+    fn busybox_app_fixture() {
+        let Some(d) = fixture("busybox-app") else {
+            return;
+        };
+        assert_eq!(d.escape, '\\');
+        assert_eq!(d.global_args.len(), 1);
+        assert_eq!(d.global_args[0].name, "BASE");
+        assert_eq!(
+            d.global_args[0].default.as_deref(),
+            Some("local/busybox:latest")
+        );
+        assert_eq!(d.stages.len(), 2);
+
+        let build = &d.stages[0];
+        assert_eq!(build.name.as_deref(), Some("build"));
+        assert_eq!(build.base, "${BASE}");
+        assert_eq!(keywords(build), ["ARG", "WORKDIR", "COPY", "COPY", "RUN"]);
+        let run = &build.instructions[4];
+        let Kind::Run(r) = &run.kind else { panic!() };
+        let CommandLine::Shell(cmd) = &r.command else {
+            panic!()
+        };
+        assert!(cmd.starts_with("sh ./build.sh \"$VERSION\" /out  && (cd /ctx"));
+        assert!(cmd.ends_with("/out/share/context-listing.txt"));
+
+        let fin = &d.stages[1];
+        assert_eq!((fin.name.as_deref(), fin.base.as_str()), (None, "${BASE}"));
+        assert_eq!(
+            keywords(fin),
+            [
+                "ARG",
+                "ARG",
+                "LABEL",
+                "ENV",
+                "RUN",
+                "WORKDIR",
+                "COPY",
+                "COPY",
+                "ADD",
+                "USER",
+                "RUN",
+                "VOLUME",
+                "EXPOSE",
+                "STOPSIGNAL",
+                "ENTRYPOINT",
+                "CMD"
+            ]
+        );
+        let k = |i: usize| &fin.instructions[i].kind;
+        let Kind::Arg(a) = k(1) else { panic!() };
+        assert_eq!(a[0].default.as_deref(), Some("\"no note\""));
+        let Kind::Label(l) = k(2) else { panic!() };
+        assert_eq!(l.len(), 3);
+        assert_eq!(
+            l[1],
+            (
+                "org.opencontainers.image.version".to_string(),
+                "\"${VERSION}\"".to_string()
+            )
+        );
+        let Kind::Env(e) = k(3) else { panic!() };
+        let keys: Vec<&str> = e.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["APP_HOME", "APP_PORT", "PATH"]);
+        assert_eq!(*k(5), Kind::Workdir("${APP_HOME}".into()));
+        let Kind::Copy(c) = k(6) else { panic!() };
+        assert_eq!(c.from.as_deref(), Some("build"));
+        assert_eq!(
+            (c.sources.as_slice(), c.dest.as_str()),
+            (&["/out/".to_string()][..], "./")
+        );
+        let Kind::Copy(c) = k(7) else { panic!() };
+        assert_eq!(c.chown.as_deref(), Some("1000:1000"));
+        assert_eq!(*k(9), Kind::User("app".into()));
+        assert_eq!(*k(11), Kind::Volume(vec!["/srv/app/data".into()]));
+        assert_eq!(*k(12), Kind::Expose(vec!["8080/tcp".into()]));
+        assert_eq!(*k(13), Kind::StopSignal("SIGTERM".into()));
+        assert_eq!(
+            *k(14),
+            Kind::Entrypoint(CommandLine::Exec(vec!["/srv/app/bin/entrypoint.sh".into()]))
+        );
+        assert_eq!(
+            *k(15),
+            Kind::Cmd(CommandLine::Exec(vec![
+                "serve".into(),
+                "--port".into(),
+                "8080".into()
+            ]))
+        );
+        // Lines are the first line of each instruction in the file.
+        assert_eq!(build.line, 6);
+        assert_eq!(fin.line, 16);
+        assert_eq!(fin.instructions[2].line, 19);
+    }
+
+    #[test]
+    fn python_app_fixture() {
+        let Some(d) = fixture("python-app") else {
+            return;
+        };
+        assert!(d.global_args.is_empty());
+        assert_eq!(d.stages.len(), 1);
+        let st = &d.stages[0];
+        assert_eq!(st.base, "local/python:3");
+        assert_eq!(
+            keywords(st),
+            ["WORKDIR", "COPY", "RUN", "COPY", "ENV", "EXPOSE", "CMD"]
+        );
+        let Kind::Run(r) = &st.instructions[2].kind else {
+            panic!()
+        };
+        let CommandLine::Shell(cmd) = &r.command else {
+            panic!()
+        };
+        // Seven physical lines joined into one shell command.
+        assert!(cmd.starts_with("python3 -c \"import hashlib"));
+        assert!(cmd.ends_with("'stub packages into', dest)\""));
+        assert!(!cmd.contains('\n'));
+        let Kind::Env(e) = &st.instructions[4].kind else {
+            panic!()
+        };
+        assert_eq!(
+            *e,
+            vec![
+                ("APP_ENV".to_string(), "production".to_string()),
+                ("PORT".to_string(), "8000".to_string()),
+                ("PYTHONUNBUFFERED".to_string(), "1".to_string()),
+            ]
+        );
+        assert_eq!(
+            st.instructions[6].kind,
+            Kind::Cmd(CommandLine::Exec(vec!["python3".into(), "app.py".into()]))
+        );
+    }
+
+    #[test]
+    fn expanding_the_model_step_by_step() {
+        let d = parse(
+            Path::new("Dockerfile"),
+            "ARG BASE=alpine\nFROM ${BASE:-x}:3\nENV D=/srv\nWORKDIR $D/app\n",
+        )
+        .unwrap();
+        let globals: Vec<(String, String)> = d
+            .global_args
+            .iter()
+            .map(|a| (a.name.clone(), a.default.clone().unwrap_or_default()))
+            .collect();
+        assert_eq!(
+            expand_word(&d.stages[0].base, &globals, d.escape).unwrap(),
+            "alpine:3"
+        );
+        let mut env: Vec<(String, String)> = Vec::new();
+        for ins in &d.stages[0].instructions {
+            match &ins.kind {
+                Kind::Env(pairs) => {
+                    for (k, v) in pairs {
+                        let v = expand_word(v, &env, d.escape).unwrap();
+                        env.push((k.clone(), v));
+                    }
+                }
+                Kind::Workdir(w) => {
+                    assert_eq!(expand_word(w, &env, d.escape).unwrap(), "/srv/app")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn parse_file_names_the_path_when_unreadable() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("Dockerfile");
+        let err = parse_file(&missing).unwrap_err();
+        assert!(err
+            .to_string()
+            .starts_with(&format!("{}: cannot read", missing.display())));
+    }
+}

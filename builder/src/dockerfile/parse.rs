@@ -144,11 +144,7 @@ impl Ctx<'_> {
 
 /// One instruction. Heredoc bodies are read from `lexer`; ONBUILD's
 /// trigger is parsed without one, since Docker reads no heredocs there.
-fn parse_line(
-    ctx: &Ctx,
-    text: &str,
-    lexer: Option<&mut Lexer>,
-) -> Result<Parsed, DockerfileError> {
+fn parse_line(ctx: &Ctx, text: &str, lexer: Option<&mut Lexer>) -> Result<Parsed, DockerfileError> {
     let text = text.trim();
     let (word, rest) = split_first_word(text);
     let upper = word.to_ascii_uppercase();
@@ -406,7 +402,10 @@ fn parse_copy(
     let dest = args.pop().unwrap_or_default();
     if !heredocs.is_empty() {
         if heredoc_marker(&dest).is_some() {
-            return Err(ctx.invalid(instr, format!("a heredoc ({dest}) cannot be the destination")));
+            return Err(ctx.invalid(
+                instr,
+                format!("a heredoc ({dest}) cannot be the destination"),
+            ));
         }
         args.retain(|a| heredoc_marker(a).is_none());
     }
@@ -659,11 +658,11 @@ impl Flags<'_> {
         match self.single(name)? {
             None => Ok(None),
             Some(RawFlag { value: Some(v), .. }) => Ok(Some(v)),
-            Some(RawFlag { value: None, .. }) => Err(self.ctx.bad_flag(
-                self.instruction,
-                name,
-                "needs a value (--name=value)",
-            )),
+            Some(RawFlag { value: None, .. }) => {
+                Err(self
+                    .ctx
+                    .bad_flag(self.instruction, name, "needs a value (--name=value)"))
+            }
         }
     }
 
@@ -800,4 +799,532 @@ fn edit_distance(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse;
+    use super::*;
+
+    fn df(text: &str) -> Dockerfile {
+        parse(Path::new("Dockerfile"), text).unwrap()
+    }
+
+    fn err(text: &str) -> String {
+        parse(Path::new("Dockerfile"), text)
+            .unwrap_err()
+            .to_string()
+    }
+
+    /// The kinds of the single stage's instructions.
+    fn kinds(text: &str) -> Vec<Kind> {
+        let d = df(text);
+        assert_eq!(d.stages.len(), 1);
+        d.stages[0]
+            .instructions
+            .iter()
+            .map(|i| i.kind.clone())
+            .collect()
+    }
+
+    fn one(text: &str) -> Kind {
+        let mut k = kinds(&format!("FROM scratch\n{text}"));
+        assert_eq!(k.len(), 1, "{k:?}");
+        k.remove(0)
+    }
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn stages_names_platform_and_global_args() {
+        let d = df("# syntax=docker/dockerfile:1\nARG BASE=alpine V\n\
+                    FROM --platform=$BUILDPLATFORM ${BASE} AS Build\nRUN x\n\
+                    from scratch\ncopy --from=build /a /b\n");
+        assert_eq!(d.syntax.as_deref(), Some("docker/dockerfile:1"));
+        assert_eq!(
+            d.global_args,
+            vec![
+                ArgDecl {
+                    name: "BASE".into(),
+                    default: Some("alpine".into()),
+                    line: 2
+                },
+                ArgDecl {
+                    name: "V".into(),
+                    default: None,
+                    line: 2
+                }
+            ]
+        );
+        assert_eq!(d.stages.len(), 2);
+        let b = &d.stages[0];
+        assert_eq!(
+            (b.index, b.name.as_deref(), b.base.as_str(), b.line),
+            (0, Some("build"), "${BASE}", 3)
+        );
+        assert_eq!(b.platform.as_deref(), Some("$BUILDPLATFORM"));
+        assert_eq!(b.instructions.len(), 1);
+        assert_eq!(b.instructions[0].line, 4);
+        let f = &d.stages[1];
+        assert_eq!((f.index, f.name.as_deref(), f.line), (1, None, 5));
+        assert_eq!(f.instructions[0].text, "copy --from=build /a /b");
+        assert_eq!(d.stage("BUILD").map(|s| s.index), Some(0));
+        assert_eq!(d.stage("1").map(|s| s.index), Some(1));
+    }
+
+    #[test]
+    fn from_errors() {
+        assert_eq!(err("FROM\n"), "Dockerfile:1: FROM requires a base image");
+        assert!(err("FROM a b\n").starts_with("Dockerfile:1: FROM: expected"));
+        assert!(err("FROM a AS 1x\n").contains("invalid name for build stage: \"1x\""));
+        assert!(err("FROM a AS x\nFROM b AS X\n")
+            .starts_with("Dockerfile:2: duplicate build stage name \"x\" (first used on line 1)"));
+        assert_eq!(
+            err("FROM --plat=x a\n"),
+            "Dockerfile:1: FROM: unknown flag: --plat"
+        );
+    }
+
+    #[test]
+    fn file_level_errors() {
+        assert_eq!(
+            err(""),
+            "Dockerfile: no build stages (the file has no FROM instruction)"
+        );
+        assert!(err("# just a comment\nARG X\n").contains("no build stages"));
+        assert_eq!(
+            err("ARG A\nRUN x\nFROM a\n"),
+            "Dockerfile:2: RUN before the first FROM (only ARG may come before it)"
+        );
+        assert_eq!(
+            err("FROM a\n\n\n\n\n\nCOPPY . /\n"),
+            "Dockerfile:7: unknown instruction: COPPY (did you mean COPY?)"
+        );
+        assert_eq!(
+            err("FROM a\nfrobnicate x\n"),
+            "Dockerfile:2: unknown instruction: FROBNICATE"
+        );
+    }
+
+    #[test]
+    fn run_forms_and_flags() {
+        assert_eq!(
+            one("RUN [\"echo\", \"a b\"]"),
+            Kind::Run(Run {
+                command: CommandLine::Exec(s(&["echo", "a b"])),
+                network: None,
+                mounts: vec![],
+                security: None,
+                heredocs: vec![],
+            })
+        );
+        let Kind::Run(r) = one("RUN --mount=type=cache,target=/root/.cache --network=none \
+             --mount=type=secret,id=x echo $HOME")
+        else {
+            panic!()
+        };
+        assert_eq!(r.command, CommandLine::Shell("echo $HOME".into()));
+        assert_eq!(r.network.as_deref(), Some("none"));
+        assert_eq!(
+            r.mounts,
+            s(&["type=cache,target=/root/.cache", "type=secret,id=x"])
+        );
+        // Not valid JSON: a shell command.
+        assert_eq!(
+            one("RUN [not json]"),
+            Kind::Run(Run {
+                command: CommandLine::Shell("[not json]".into()),
+                network: None,
+                mounts: vec![],
+                security: None,
+                heredocs: vec![],
+            })
+        );
+        assert_eq!(
+            err("FROM a\nRUN\n"),
+            "Dockerfile:2: RUN requires a command to run"
+        );
+        assert_eq!(
+            err("FROM a\nRUN --foo=1 x\n"),
+            "Dockerfile:2: RUN: unknown flag: --foo"
+        );
+        assert!(err("FROM a\nRUN --network=a --network=b x\n").contains("given more than once"));
+        assert!(err("FROM a\nRUN --network x\n").contains("flag --network: needs a value"));
+    }
+
+    #[test]
+    fn cmd_entrypoint() {
+        assert_eq!(
+            one("CMD [\"python3\", \"app.py\"]"),
+            Kind::Cmd(CommandLine::Exec(s(&["python3", "app.py"])))
+        );
+        assert_eq!(one("CMD []"), Kind::Cmd(CommandLine::Exec(vec![])));
+        assert_eq!(
+            one("ENTRYPOINT exec top -b"),
+            Kind::Entrypoint(CommandLine::Shell("exec top -b".into()))
+        );
+        // Single quotes are not JSON: shell form, as Docker does.
+        assert_eq!(
+            one("ENTRYPOINT ['a', 'b']"),
+            Kind::Entrypoint(CommandLine::Shell("['a', 'b']".into()))
+        );
+        assert_eq!(
+            one("CMD [\"a\", 1]"),
+            Kind::Cmd(CommandLine::Shell("[\"a\", 1]".into()))
+        );
+        assert!(err("FROM a\nCMD\n").starts_with("Dockerfile:2: CMD requires"));
+    }
+
+    #[test]
+    fn copy_and_add() {
+        let Kind::Copy(c) = one(
+            "COPY --from=build --chown=1000:1000 --chmod=644 --link --parents \
+             --exclude=*.tmp a b /dest/",
+        ) else {
+            panic!()
+        };
+        assert_eq!(c.sources, s(&["a", "b"]));
+        assert_eq!(c.dest, "/dest/");
+        assert_eq!(c.from.as_deref(), Some("build"));
+        assert_eq!(c.chown.as_deref(), Some("1000:1000"));
+        assert_eq!(c.chmod.as_deref(), Some("644"));
+        assert!(c.link && c.parents && !c.keep_git_dir);
+        assert_eq!(c.exclude, s(&["*.tmp"]));
+
+        let Kind::Copy(c) = one("COPY [\"my file\", \"/dest dir/\"]") else {
+            panic!()
+        };
+        assert_eq!(
+            (c.sources, c.dest),
+            (s(&["my file"]), "/dest dir/".to_string())
+        );
+
+        let Kind::Copy(c) = one("COPY --link=false \"$SRC\" /d") else {
+            panic!()
+        };
+        assert!(!c.link);
+        assert_eq!(c.sources, s(&["\"$SRC\""]));
+
+        let Kind::Add(a) = one("ADD --checksum=sha256:abc --keep-git-dir=true https://x/y.tar /y")
+        else {
+            panic!()
+        };
+        assert_eq!(a.checksum.as_deref(), Some("sha256:abc"));
+        assert!(a.keep_git_dir);
+
+        assert_eq!(
+            err("FROM a\nADD --from=x a b\n"),
+            "Dockerfile:2: ADD: unknown flag: --from"
+        );
+        assert_eq!(
+            err("FROM a\nCOPY --checksum=x a b\n"),
+            "Dockerfile:2: COPY: unknown flag: --checksum"
+        );
+        assert!(
+            err("FROM a\nCOPY --link=maybe a b\n").contains("flag --link: expects true or false")
+        );
+        assert_eq!(
+            err("FROM a\nCOPY onlyone\n"),
+            "Dockerfile:2: COPY requires at least two arguments: one or more sources and a destination"
+        );
+    }
+
+    #[test]
+    fn env_label_arg() {
+        assert_eq!(
+            one("ENV A=1 B=\"two words\" C=x\\ y D="),
+            Kind::Env(pairs(&[
+                ("A", "1"),
+                ("B", "\"two words\""),
+                ("C", "x\\ y"),
+                ("D", "")
+            ]))
+        );
+        assert_eq!(
+            one("ENV LEGACY some value  here"),
+            Kind::Env(pairs(&[("LEGACY", "some value  here")]))
+        );
+        assert_eq!(
+            one("LABEL \"com.example.a\"=\"x y\" b=c"),
+            Kind::Label(pairs(&[("\"com.example.a\"", "\"x y\""), ("b", "c")]))
+        );
+        assert_eq!(
+            one("ARG A B=2 C=\"x y\""),
+            Kind::Arg(vec![
+                ArgDecl {
+                    name: "A".into(),
+                    default: None,
+                    line: 2
+                },
+                ArgDecl {
+                    name: "B".into(),
+                    default: Some("2".into()),
+                    line: 2
+                },
+                ArgDecl {
+                    name: "C".into(),
+                    default: Some("\"x y\"".into()),
+                    line: 2
+                },
+            ])
+        );
+        assert!(err("FROM a\nENV A=1 B\n").contains("can't find = in \"B\""));
+        assert_eq!(
+            err("FROM a\nENV\n"),
+            "Dockerfile:2: ENV requires at least one name=value pair"
+        );
+        assert!(err("FROM a\nENV ONLYKEY\n").starts_with("Dockerfile:2: ENV requires a value"));
+        assert!(err("FROM a\nLABEL =x\n").contains("name can't be blank"));
+        assert!(err("FROM a\nARG =x\n").contains("has no name"));
+    }
+
+    #[test]
+    fn simple_instructions() {
+        assert_eq!(one("WORKDIR /a b"), Kind::Workdir("/a b".into()));
+        assert_eq!(one("USER app:app"), Kind::User("app:app".into()));
+        assert_eq!(
+            one("STOPSIGNAL SIGTERM"),
+            Kind::StopSignal("SIGTERM".into())
+        );
+        assert_eq!(
+            one("MAINTAINER me <me@x>"),
+            Kind::Maintainer("me <me@x>".into())
+        );
+        assert_eq!(
+            one("EXPOSE 80 443/tcp 53/udp"),
+            Kind::Expose(s(&["80", "443/tcp", "53/udp"]))
+        );
+        assert_eq!(one("VOLUME /a /b"), Kind::Volume(s(&["/a", "/b"])));
+        assert_eq!(one("VOLUME [\"/a b\"]"), Kind::Volume(s(&["/a b"])));
+        assert_eq!(
+            one("SHELL [\"/bin/bash\", \"-c\"]"),
+            Kind::Shell(s(&["/bin/bash", "-c"]))
+        );
+        assert_eq!(
+            err("FROM a\nWORKDIR\n"),
+            "Dockerfile:2: WORKDIR requires exactly one argument"
+        );
+        assert!(err("FROM a\nEXPOSE\n").contains("EXPOSE requires at least one port"));
+        assert!(err("FROM a\nVOLUME []\n").contains("VOLUME requires at least one path"));
+        assert!(err("FROM a\nUSER --x=1 app\n").contains("USER: unknown flag: --x"));
+    }
+
+    #[test]
+    fn shell_must_be_json() {
+        assert_eq!(
+            err("FROM a\nSHELL /bin/bash -c\n"),
+            "Dockerfile:2: SHELL requires the arguments in JSON form, e.g. [\"/bin/sh\", \"-c\"], not \"/bin/bash -c\""
+        );
+        assert!(err("FROM a\nSHELL [\"bash\", \n").contains("SHELL requires the arguments in JSON"));
+        assert!(err("FROM a\nSHELL []\n").contains("SHELL requires at least one argument"));
+    }
+
+    #[test]
+    fn healthcheck() {
+        assert_eq!(
+            one("HEALTHCHECK NONE"),
+            Kind::Healthcheck(Healthcheck {
+                test: None,
+                interval: None,
+                timeout: None,
+                start_period: None,
+                start_interval: None,
+                retries: None,
+            })
+        );
+        assert_eq!(
+            one(
+                "HEALTHCHECK --interval=1m30s --timeout=500ms --start-period=0 \
+                 --start-interval=2s --retries=3 CMD curl -f http://localhost/"
+            ),
+            Kind::Healthcheck(Healthcheck {
+                test: Some(s(&["CMD-SHELL", "curl -f http://localhost/"])),
+                interval: Some(Duration::from_secs(90)),
+                timeout: Some(Duration::from_millis(500)),
+                start_period: Some(Duration::ZERO),
+                start_interval: Some(Duration::from_secs(2)),
+                retries: Some(3),
+            })
+        );
+        let Kind::Healthcheck(h) = one("healthcheck cmd [\"/bin/check\", \"-q\"]") else {
+            panic!()
+        };
+        assert_eq!(h.test, Some(s(&["CMD", "/bin/check", "-q"])));
+        assert!(err("FROM a\nHEALTHCHECK NONE x\n").contains("NONE takes no arguments"));
+        assert!(err("FROM a\nHEALTHCHECK --retries=2 NONE\n").contains("NONE takes no arguments"));
+        assert!(err("FROM a\nHEALTHCHECK CMD\n").contains("requires a command after CMD"));
+        assert!(err("FROM a\nHEALTHCHECK RUN x\n").contains("unknown type \"RUN\""));
+        assert!(err("FROM a\nHEALTHCHECK --interval=5 CMD x\n")
+            .contains("flag --interval: \"5\" is not a duration"));
+        assert!(err("FROM a\nHEALTHCHECK --timeout=10ns CMD x\n").contains("at least 1ms"));
+        assert!(err("FROM a\nHEALTHCHECK --retries=-1 CMD x\n")
+            .contains("flag --retries: \"-1\" is not a whole number"));
+    }
+
+    #[test]
+    fn onbuild() {
+        let k = one("ONBUILD RUN echo hi");
+        let Kind::Onbuild(inner) = k else { panic!() };
+        assert_eq!(inner.line, 2);
+        assert_eq!(inner.text, "RUN echo hi");
+        assert_eq!(
+            inner.kind,
+            Kind::Run(Run {
+                command: CommandLine::Shell("echo hi".into()),
+                network: None,
+                mounts: vec![],
+                security: None,
+                heredocs: vec![],
+            })
+        );
+        assert!(!Kind::Onbuild(inner).expands_variables());
+        for bad in ["ONBUILD", "FROM", "MAINTAINER"] {
+            assert_eq!(
+                err(&format!("FROM a\nonbuild {} x\n", bad.to_lowercase())),
+                format!("Dockerfile:2: {bad} isn't allowed as an ONBUILD trigger")
+            );
+        }
+        assert!(err("FROM a\nONBUILD\n").contains("ONBUILD requires an instruction"));
+        assert!(err("FROM a\nONBUILD NOPE x\n").contains("unknown instruction: NOPE"));
+    }
+
+    #[test]
+    fn heredocs() {
+        let d = df("FROM a\nRUN <<EOF\necho $HOME\n  # not a comment\nEOF\n\
+                    RUN python3 <<'PY' && cat <<-\"T\" > /f\nprint(1)\nPY\n\tindented\n\tT\n\
+                    COPY <<one.txt <<two.txt /etc/\n1\none.txt\n2\ntwo.txt\n\
+                    CMD done\n");
+        let ins = &d.stages[0].instructions;
+        assert_eq!(ins.len(), 4);
+        assert_eq!(
+            (ins[0].line, ins[1].line, ins[2].line, ins[3].line),
+            (2, 6, 11, 16)
+        );
+        let Kind::Run(r) = &ins[0].kind else { panic!() };
+        assert_eq!(r.command, CommandLine::Shell("<<EOF".into()));
+        assert_eq!(
+            r.heredocs,
+            vec![Heredoc {
+                name: "EOF".into(),
+                content: "echo $HOME\n  # not a comment\n".into(),
+                expand: true,
+                chomp: false
+            }]
+        );
+        assert_eq!(
+            ins[1].heredocs(),
+            &[
+                Heredoc {
+                    name: "PY".into(),
+                    content: "print(1)\n".into(),
+                    expand: false,
+                    chomp: false
+                },
+                Heredoc {
+                    name: "T".into(),
+                    content: "indented\n".into(),
+                    expand: false,
+                    chomp: true
+                }
+            ]
+        );
+        let Kind::Copy(c) = &ins[2].kind else {
+            panic!()
+        };
+        assert!(c.sources.is_empty());
+        assert_eq!(c.dest, "/etc/");
+        let names: Vec<_> = c.heredocs.iter().map(|h| (&*h.name, &*h.content)).collect();
+        assert_eq!(names, vec![("one.txt", "1\n"), ("two.txt", "2\n")]);
+        assert_eq!(ins[3].kind, Kind::Cmd(CommandLine::Shell("done".into())));
+    }
+
+    #[test]
+    fn heredoc_edge_cases() {
+        // Quoted, JSON form, here-strings and ONBUILD: no heredoc.
+        for text in [
+            "RUN echo '<<EOF'",
+            "RUN [\"<<EOF\"]",
+            "RUN cat <<<word",
+            "ONBUILD RUN cat <<EOF",
+        ] {
+            let d = df(&format!("FROM a\n{text}\nCMD x\n"));
+            assert_eq!(d.stages[0].instructions.len(), 2, "{text}");
+            assert!(d.stages[0].instructions[0].heredocs().is_empty(), "{text}");
+        }
+        // Mixed heredoc and path sources.
+        let Kind::Copy(c) = one("COPY <<EOF file.txt /d/\nx\nEOF") else {
+            panic!()
+        };
+        assert_eq!(c.sources, s(&["file.txt"]));
+        assert_eq!(c.heredocs.len(), 1);
+        // A continued instruction's heredoc body starts after its last line.
+        let Kind::Run(r) = one("RUN cat <<EOF \\\n  > /out\nbody\nEOF") else {
+            panic!()
+        };
+        assert_eq!(r.heredocs[0].content, "body\n");
+        assert_eq!(
+            err("FROM a\nRUN <<EOF\nno end\n"),
+            "Dockerfile:2: unterminated heredoc <<EOF"
+        );
+        assert!(err("FROM a\nCOPY x <<EOF\nbody\nEOF\n").contains("cannot be the destination"));
+    }
+
+    #[test]
+    fn escape_directive_changes_continuation_and_words() {
+        let d = df("# escape=`\nFROM mcr/windows\nRUN dir c:\\ `\n    /s\n\
+                    ENV P=C:\\dir Q=a` b\n");
+        assert_eq!(d.escape, '`');
+        let ins = &d.stages[0].instructions;
+        assert_eq!(
+            ins[0].kind,
+            Kind::Run(Run {
+                command: CommandLine::Shell("dir c:\\     /s".into()),
+                network: None,
+                mounts: vec![],
+                security: None,
+                heredocs: vec![],
+            })
+        );
+        assert_eq!(
+            ins[1].kind,
+            Kind::Env(pairs(&[("P", "C:\\dir"), ("Q", "a` b")]))
+        );
+    }
+
+    #[test]
+    fn instruction_text_is_the_joined_line() {
+        let d = df("FROM a\nRUN a \\\n  # c\n  && b\n");
+        let i = &d.stages[0].instructions[0];
+        assert_eq!((i.line, i.text.as_str()), (2, "RUN a   && b"));
+    }
+
+    #[test]
+    fn expands_variables_per_kind() {
+        assert!(one("COPY a b").expands_variables());
+        assert!(one("ENV A=1").expands_variables());
+        assert!(one("WORKDIR /x").expands_variables());
+        assert!(one("ARG X=$Y").expands_variables());
+        assert!(!one("RUN echo $X").expands_variables());
+        assert!(!one("CMD echo $X").expands_variables());
+        assert!(!one("SHELL [\"sh\"]").expands_variables());
+        assert!(!one("HEALTHCHECK CMD true").expands_variables());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1h2m3s"), Some(Duration::from_secs(3723)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("250us"), Some(Duration::from_micros(250)));
+        assert_eq!(parse_duration(""), None);
+        assert_eq!(parse_duration("10"), None);
+        assert_eq!(parse_duration("5x"), None);
+    }
 }

@@ -27,7 +27,10 @@ impl Vars for BTreeMap<String, String> {
 /// Ordered `KEY=value` pairs where a later entry wins, as ENV/ARG accumulate.
 impl Vars for [(String, String)] {
     fn get(&self, name: &str) -> Option<String> {
-        self.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        self.iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
     }
 }
 
@@ -425,7 +428,7 @@ fn replace_pattern(value: &str, pattern: &str, replacement: &str, all: bool) -> 
     let mut i = 0;
     let mut replaced = false;
     while i < v.len() {
-        if !(replaced && !all) {
+        if !replaced || all {
             if let Some(end) = (i + 1..=v.len()).rev().find(|&e| glob_match(&p, &v[i..e])) {
                 out.push_str(replacement);
                 i = end;
@@ -573,11 +576,17 @@ mod tests {
         let v = vars();
         assert!(matches!(
             expand_word("'abc", &v, '\\'),
-            Err(SubstError::Unterminated { what: "single quote", .. })
+            Err(SubstError::Unterminated {
+                what: "single quote",
+                ..
+            })
         ));
         assert!(matches!(
             expand_word("\"abc", &v, '\\'),
-            Err(SubstError::Unterminated { what: "double quote", .. })
+            Err(SubstError::Unterminated {
+                what: "double quote",
+                ..
+            })
         ));
         assert!(matches!(
             expand_word("${FOO", &v, '\\'),
