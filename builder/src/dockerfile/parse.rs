@@ -322,7 +322,16 @@ fn parse_line(ctx: &Ctx, text: &str, lexer: Option<&mut Lexer>) -> Result<Parsed
                 }
             }
         }
-        _ => unreachable!("every keyword in KEYWORDS has an arm"),
+        // Every keyword in KEYWORDS has an arm above; this keeps a keyword
+        // added there without one an error instead of a panic.
+        _ => {
+            return Err(DockerfileError::UnknownInstruction {
+                path: ctx.path.to_path_buf(),
+                line: ctx.line,
+                name: upper,
+                suggestion: None,
+            })
+        }
     };
     Ok(Parsed::Instruction(Instruction {
         line: ctx.line,
