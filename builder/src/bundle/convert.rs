@@ -116,20 +116,24 @@ pub fn image_to_spec(
         user_builder = user_builder.additional_gids(user.additional_gids.clone());
     }
     let caps: Capabilities = docker_default_capabilities().into_iter().collect();
+    // The builders start from oci-spec's (youki's) defaults, not from empty:
+    // anything not set below would come from there, so unset what Docker
+    // leaves unset (inheritable and ambient caps would otherwise be granted).
+    let mut capabilities = LinuxCapabilitiesBuilder::default()
+        .bounding(caps.clone())
+        .effective(caps.clone())
+        .permitted(caps)
+        .build()
+        .map_err(spec_err("process.capabilities"))?;
+    capabilities.set_inheritable(None);
+    capabilities.set_ambient(None);
     let process = ProcessBuilder::default()
         .terminal(opts.terminal)
         .user(user_builder.build().map_err(spec_err("process.user"))?)
         .args(args)
         .env(env)
         .cwd(cwd)
-        .capabilities(
-            LinuxCapabilitiesBuilder::default()
-                .bounding(caps.clone())
-                .effective(caps.clone())
-                .permitted(caps)
-                .build()
-                .map_err(spec_err("process.capabilities"))?,
-        )
+        .capabilities(capabilities)
         .rlimits(vec![PosixRlimitBuilder::default()
             .typ(PosixRlimitType::RlimitNofile)
             .hard(1024u64)
@@ -153,7 +157,7 @@ pub fn image_to_spec(
         mounts.push(bind_mount(&source, dest, &["rbind", "rprivate"]).map_err(spec_err("mounts"))?);
     }
 
-    let mut builder = SpecBuilder::default()
+    let mut spec = SpecBuilder::default()
         .version("1.0.2")
         .root(
             RootBuilder::default()
@@ -165,11 +169,12 @@ pub fn image_to_spec(
         .process(process)
         .mounts(mounts)
         .annotations(annotations(config))
-        .linux(default_linux(opts.network)?);
-    if let Some(hostname) = &opts.hostname {
-        builder = builder.hostname(hostname.clone());
-    }
-    builder.build().map_err(spec_err("spec"))
+        .linux(default_linux(opts.network)?)
+        .build()
+        .map_err(spec_err("spec"))?;
+    // Unset, the default would be oci-spec's "youki".
+    spec.set_hostname(opts.hostname.clone());
+    Ok(spec)
 }
 
 fn process_args(
@@ -481,4 +486,349 @@ fn default_linux(network: Network) -> Result<oci_spec::runtime::Linux, BundleErr
         ]))
         .build()
         .map_err(spec_err("linux"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn image(config: serde_json::Value) -> ImageConfiguration {
+        serde_json::from_value(serde_json::json!({
+            "architecture": "amd64",
+            "os": "linux",
+            "created": "2024-01-02T03:04:05Z",
+            "author": "someone",
+            "config": config,
+            "rootfs": {"type": "layers", "diff_ids": []}
+        }))
+        .unwrap()
+    }
+
+    fn rootfs() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("etc")).unwrap();
+        fs::write(
+            dir.path().join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
+        )
+        .unwrap();
+        fs::write(dir.path().join("etc/group"), "root:x:0:\nusers:x:100:app\n").unwrap();
+        dir
+    }
+
+    fn convert(config: serde_json::Value, opts: &SpecOptions) -> Result<Spec, BundleError> {
+        let r = rootfs();
+        image_to_spec(&image(config), r.path(), opts)
+    }
+
+    fn process(spec: &Spec) -> &oci_spec::runtime::Process {
+        spec.process().as_ref().unwrap()
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn args_are_entrypoint_then_cmd() {
+        let cfg = serde_json::json!({"Entrypoint": ["/ep", "-x"], "Cmd": ["serve"]});
+        let spec = convert(cfg.clone(), &SpecOptions::default()).unwrap();
+        assert_eq!(
+            process(&spec).args().as_ref().unwrap(),
+            &strings(&["/ep", "-x", "serve"])
+        );
+
+        let cmd_only = convert(
+            serde_json::json!({"Cmd": ["sh", "-c", "true"]}),
+            &SpecOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            process(&cmd_only).args().as_ref().unwrap(),
+            &strings(&["sh", "-c", "true"])
+        );
+
+        // args replace Cmd but keep the Entrypoint, as `docker run IMAGE ARGS`.
+        let opts = SpecOptions {
+            args: Some(strings(&["selftest"])),
+            ..Default::default()
+        };
+        let spec = convert(cfg.clone(), &opts).unwrap();
+        assert_eq!(
+            process(&spec).args().as_ref().unwrap(),
+            &strings(&["/ep", "-x", "selftest"])
+        );
+
+        // A new entrypoint drops the image's Cmd.
+        let opts = SpecOptions {
+            entrypoint: Some(strings(&["/bin/sh"])),
+            ..Default::default()
+        };
+        let spec = convert(cfg, &opts).unwrap();
+        assert_eq!(
+            process(&spec).args().as_ref().unwrap(),
+            &strings(&["/bin/sh"])
+        );
+    }
+
+    #[test]
+    fn no_command_is_an_error_unless_args_are_given() {
+        let err = convert(serde_json::json!({}), &SpecOptions::default()).unwrap_err();
+        assert!(matches!(err, BundleError::NoCommand), "{err}");
+        let opts = SpecOptions {
+            args: Some(strings(&["/bin/true"])),
+            ..Default::default()
+        };
+        let spec = convert(serde_json::json!({}), &opts).unwrap();
+        assert_eq!(
+            process(&spec).args().as_ref().unwrap(),
+            &strings(&["/bin/true"])
+        );
+        // Clearing the entrypoint with nothing after it leaves nothing to run.
+        let opts = SpecOptions {
+            entrypoint: Some(vec![]),
+            ..Default::default()
+        };
+        let err = convert(serde_json::json!({"Cmd": ["x"]}), &opts).unwrap_err();
+        assert!(matches!(err, BundleError::NoCommand), "{err}");
+    }
+
+    #[test]
+    fn env_is_the_images_with_overrides_and_a_default_path() {
+        let cfg = serde_json::json!({"Cmd": ["x"], "Env": ["A=1", "B=2"]});
+        let opts = SpecOptions {
+            env: strings(&["B=3", "C=4=5"]),
+            ..Default::default()
+        };
+        let spec = convert(cfg, &opts).unwrap();
+        assert_eq!(
+            process(&spec).env().as_ref().unwrap(),
+            &strings(&["A=1", "B=3", "C=4=5", DEFAULT_PATH])
+        );
+
+        let cfg = serde_json::json!({"Cmd": ["x"], "Env": ["PATH=/opt/bin"]});
+        let opts = SpecOptions {
+            terminal: true,
+            ..Default::default()
+        };
+        let spec = convert(cfg, &opts).unwrap();
+        assert_eq!(
+            process(&spec).env().as_ref().unwrap(),
+            &strings(&["PATH=/opt/bin", "TERM=xterm"])
+        );
+        assert_eq!(process(&spec).terminal(), Some(true));
+    }
+
+    #[test]
+    fn env_override_without_equals_is_an_error() {
+        let opts = SpecOptions {
+            env: strings(&["NOVALUE"]),
+            ..Default::default()
+        };
+        let err = convert(serde_json::json!({"Cmd": ["x"]}), &opts).unwrap_err();
+        assert!(err.to_string().contains("\"NOVALUE\""), "{err}");
+    }
+
+    #[test]
+    fn cwd_from_working_dir_override_or_root() {
+        let spec = convert(serde_json::json!({"Cmd": ["x"]}), &SpecOptions::default()).unwrap();
+        assert_eq!(process(&spec).cwd(), Path::new("/"));
+        let cfg = serde_json::json!({"Cmd": ["x"], "WorkingDir": "/srv/app"});
+        let spec = convert(cfg.clone(), &SpecOptions::default()).unwrap();
+        assert_eq!(process(&spec).cwd(), Path::new("/srv/app"));
+        let opts = SpecOptions {
+            cwd: Some("/tmp".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            process(&convert(cfg, &opts).unwrap()).cwd(),
+            Path::new("/tmp")
+        );
+        let err = convert(
+            serde_json::json!({"Cmd": ["x"], "WorkingDir": "rel"}),
+            &SpecOptions::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("WorkingDir \"rel\""), "{err}");
+    }
+
+    #[test]
+    fn user_is_resolved_in_the_rootfs() {
+        let spec = convert(
+            serde_json::json!({"Cmd": ["x"], "User": "app"}),
+            &SpecOptions::default(),
+        )
+        .unwrap();
+        let user = process(&spec).user();
+        assert_eq!((user.uid(), user.gid()), (1000, 1000));
+        assert_eq!(user.additional_gids().as_ref().unwrap(), &vec![100]);
+
+        let opts = SpecOptions {
+            user: Some("0:100".into()),
+            ..Default::default()
+        };
+        let spec = convert(serde_json::json!({"Cmd": ["x"], "User": "app"}), &opts).unwrap();
+        let user = process(&spec).user();
+        assert_eq!((user.uid(), user.gid()), (0, 100));
+        assert!(user.additional_gids().is_none());
+
+        let err = convert(
+            serde_json::json!({"Cmd": ["x"], "User": "nobody"}),
+            &SpecOptions::default(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("unable to find user nobody: no matching entries in passwd file"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn labels_become_annotations_and_win_over_implicit_ones() {
+        let cfg = serde_json::json!({
+            "Cmd": ["x"],
+            "Labels": {"com.example.a": "1", "org.opencontainers.image.os": "from-label"},
+            "StopSignal": "SIGQUIT",
+            "ExposedPorts": {"8080/tcp": {}, "53/udp": {}}
+        });
+        let spec = convert(cfg, &SpecOptions::default()).unwrap();
+        let a = spec.annotations().as_ref().unwrap();
+        assert_eq!(a["com.example.a"], "1");
+        assert_eq!(a[ANNOTATION_OS], "from-label");
+        assert_eq!(a[ANNOTATION_ARCH], "amd64");
+        assert_eq!(a[ANNOTATION_AUTHOR], "someone");
+        assert_eq!(a[ANNOTATION_CREATED], "2024-01-02T03:04:05Z");
+        assert_eq!(a[ANNOTATION_STOP_SIGNAL], "SIGQUIT");
+        assert_eq!(a[ANNOTATION_EXPOSED_PORTS], "53/udp,8080/tcp");
+        assert!(!a.contains_key(ANNOTATION_VARIANT));
+    }
+
+    #[test]
+    fn volumes_become_numbered_bind_mounts_in_path_order() {
+        let cfg = serde_json::json!({
+            "Cmd": ["x"],
+            "Volumes": {"/var/lib/db/": {}, "/data": {}, "/data/./cache": {}}
+        });
+        let spec = convert(cfg, &SpecOptions::default()).unwrap();
+        let vols: Vec<(String, String, Vec<String>)> = spec
+            .mounts()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .filter(|m| m.typ().as_deref() == Some("bind"))
+            .map(|m| {
+                (
+                    m.destination().display().to_string(),
+                    m.source().as_ref().unwrap().display().to_string(),
+                    m.options().clone().unwrap(),
+                )
+            })
+            .collect();
+        let opts = strings(&["rbind", "rprivate"]);
+        assert_eq!(
+            vols,
+            vec![
+                ("/data".into(), "volumes/0".into(), opts.clone()),
+                ("/data/cache".into(), "volumes/1".into(), opts.clone()),
+                ("/var/lib/db".into(), "volumes/2".into(), opts),
+            ]
+        );
+        let err = convert(
+            serde_json::json!({"Cmd": ["x"], "Volumes": {"rel": {}}}),
+            &SpecOptions::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("image volume \"rel\""), "{err}");
+        let err = convert(
+            serde_json::json!({"Cmd": ["x"], "Volumes": {"/..": {}}}),
+            &SpecOptions::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, BundleError::InvalidPath { .. }), "{err}");
+    }
+
+    #[test]
+    fn defaults_are_dockers_where_runc_spec_differs() {
+        let spec = convert(serde_json::json!({"Cmd": ["x"]}), &SpecOptions::default()).unwrap();
+        let p = process(&spec);
+        assert_eq!(p.terminal(), Some(false));
+        assert_eq!(p.no_new_privileges(), Some(false));
+        let caps = p.capabilities().as_ref().unwrap();
+        let bounding = caps.bounding().as_ref().unwrap();
+        assert_eq!(bounding.len(), 14);
+        assert!(bounding.contains(&Capability::Chown) && bounding.contains(&Capability::SysChroot));
+        assert!(!bounding.contains(&Capability::SysAdmin));
+        assert_eq!(caps.effective(), caps.bounding());
+        assert!(caps.ambient().is_none() && caps.inheritable().is_none());
+        let rl = &p.rlimits().as_ref().unwrap()[0];
+        assert_eq!(
+            (rl.typ(), rl.soft(), rl.hard()),
+            (PosixRlimitType::RlimitNofile, 1024, 1024)
+        );
+        let root = spec.root().as_ref().unwrap();
+        assert_eq!(
+            (root.path().as_path(), root.readonly()),
+            (Path::new("rootfs"), Some(false))
+        );
+        let dests: Vec<String> = spec
+            .mounts()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|m| m.destination().display().to_string())
+            .collect();
+        assert_eq!(
+            dests,
+            strings(&[
+                "/proc",
+                "/dev",
+                "/dev/pts",
+                "/dev/shm",
+                "/dev/mqueue",
+                "/sys",
+                "/sys/fs/cgroup"
+            ])
+        );
+        let ns: Vec<LinuxNamespaceType> = spec
+            .linux()
+            .as_ref()
+            .unwrap()
+            .namespaces()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|n| n.typ())
+            .collect();
+        assert!(
+            ns.contains(&LinuxNamespaceType::Network) && ns.contains(&LinuxNamespaceType::Cgroup)
+        );
+        assert!(spec.hostname().is_none());
+    }
+
+    #[test]
+    fn host_network_drops_the_network_namespace() {
+        let opts = SpecOptions {
+            network: Network::Host,
+            hostname: Some("box".into()),
+            ..Default::default()
+        };
+        let spec = convert(serde_json::json!({"Cmd": ["x"]}), &opts).unwrap();
+        let linux = spec.linux().as_ref().unwrap();
+        assert!(!linux
+            .namespaces()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|n| n.typ() == LinuxNamespaceType::Network));
+        assert_eq!(spec.hostname().as_deref(), Some("box"));
+        let has_resolv = spec
+            .mounts()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|m| m.destination() == Path::new("/etc/resolv.conf"));
+        assert_eq!(has_resolv, Path::new("/etc/resolv.conf").exists());
+    }
 }

@@ -99,10 +99,7 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<ResolvedUser, BundleErr
             },
         }
     } else if let Some(name) = name {
-        for g in groups
-            .iter()
-            .filter(|g| g.members.iter().any(|m| *m == name))
-        {
+        for g in groups.iter().filter(|g| g.members.contains(&name)) {
             if !additional_gids.contains(&g.gid) {
                 additional_gids.push(g.gid);
             }
