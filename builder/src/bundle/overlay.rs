@@ -98,6 +98,10 @@ pub fn mount_overlay(
         ([], Some((upper, _))) => {
             bind(upper, target, false).map_err(merr("bind-mounting the upper dir"))
         }
+        _ if !kernel_has_lowerdir_append() => {
+            tracing::debug!("kernel older than 6.8, using mount(2) for the overlay");
+            mount_legacy(layers_root, lower, upper, target).map_err(|(step, e)| merr(&step)(e))
+        }
         _ => match mount_new_api(layers_root, lower, upper, target) {
             Ok(()) => Ok(()),
             Err(NewApi::Unsupported(why)) => {
@@ -436,6 +440,31 @@ fn legacy_options(root_fd: RawFd, lower: &[String], upper: Option<(&Path, &Path)
     data
 }
 
+/// `lowerdir+` arrived in 6.8. Before 6.5 overlayfs took fsconfig keys
+/// through a generic shim that accepts any key and fails only at create
+/// time, so the key cannot be probed reliably: ask for the version.
+fn kernel_has_lowerdir_append() -> bool {
+    // SAFETY: utsname is plain old data, filled in by uname.
+    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: uts is a valid, writable utsname.
+    if unsafe { libc::uname(&mut uts) } != 0 {
+        return false;
+    }
+    // SAFETY: uname NUL-terminates release within the array.
+    let release = unsafe { std::ffi::CStr::from_ptr(uts.release.as_ptr()) };
+    release_at_least(&release.to_string_lossy(), 6, 8)
+}
+
+fn release_at_least(release: &str, major: u32, minor: u32) -> bool {
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(ma), Some(mi)) => (ma, mi) >= (major, minor),
+        _ => false,
+    }
+}
+
 fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
     let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
@@ -634,6 +663,15 @@ mod tests {
                 "{bad}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn kernel_release_comparison() {
+        assert!(release_at_least("6.18.44-fc-v1045", 6, 8));
+        assert!(release_at_least("6.8.0", 6, 8));
+        assert!(!release_at_least("6.5.0-rc1", 6, 8));
+        assert!(!release_at_least("5.19.3", 6, 8));
+        assert!(!release_at_least("garbage", 6, 8));
     }
 
     #[test]

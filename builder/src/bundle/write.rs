@@ -4,6 +4,7 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use nix::fcntl::OFlag;
 use oci_spec::runtime::Spec;
@@ -51,7 +52,11 @@ pub fn write_bundle(dir: &Path, spec: &Spec) -> Result<(), BundleError> {
         path: dir.clone(),
         source,
     })?;
-    let tmp = dir.join(format!(".config.json.{}.tmp", std::process::id()));
+    // pid and a counter: two threads writing the same bundle must not share
+    // a temp file, or one could rename the other's half-written one.
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".config.json.{}.{seq}.tmp", std::process::id()));
     let result = (|| {
         let mut f = File::create(&tmp)?;
         f.write_all(&json)?;
