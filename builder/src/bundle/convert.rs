@@ -333,12 +333,14 @@ fn mount(
     source: &str,
     options: &[&str],
 ) -> Result<Mount, oci_spec::OciSpecError> {
-    MountBuilder::default()
+    let mut b = MountBuilder::default()
         .destination(dest)
         .typ(typ)
-        .source(source)
-        .options(options.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-        .build()
+        .source(source);
+    if !options.is_empty() {
+        b = b.options(options.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    }
+    b.build()
 }
 
 fn bind_mount(source: &str, dest: &str, options: &[&str]) -> Result<Mount, oci_spec::OciSpecError> {

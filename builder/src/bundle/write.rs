@@ -309,4 +309,50 @@ mod tests {
         );
         assert!(!rootfs.join("data/out").exists());
     }
+
+    #[test]
+    fn runc_runs_on_an_overlay_rootfs() {
+        if !have_runc_and_busybox() {
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let layers = tmp.path().join("layers");
+        // Bottom layer: busybox; top layer: a file the container reads.
+        busybox_rootfs(&layers.join("base"));
+        fs::rename(layers.join("base/rootfs"), layers.join("base-diff")).unwrap();
+        fs::create_dir_all(layers.join("top/etc")).unwrap();
+        fs::write(layers.join("top/etc/motd"), "from the top layer\n").unwrap();
+        let bundle = tmp.path().join("bundle");
+        let (upper, work) = (bundle.join("upper"), bundle.join("work"));
+        fs::create_dir_all(&upper).unwrap();
+        fs::create_dir_all(&work).unwrap();
+        let rootfs = bundle.join("rootfs");
+        let guard = crate::bundle::OverlayGuard::mount(
+            &layers,
+            &["top".to_string(), "base-diff".to_string()],
+            Some(&upper),
+            Some(&work),
+            &rootfs,
+        )
+        .unwrap();
+
+        let cfg = image(serde_json::json!({
+            "Cmd": ["/bin/busybox", "sh", "-c", "/bin/busybox cp /etc/motd /copied"]
+        }));
+        let spec = image_to_spec(&cfg, &rootfs, &SpecOptions::default()).unwrap();
+        write_bundle(&bundle, &spec).unwrap();
+        let out = runc_run(&bundle, &tmp.path().join("runc-root"), "overlay");
+        assert!(
+            out.status.success(),
+            "runc run failed: {:?}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        guard.unmount().unwrap();
+        assert_eq!(
+            fs::read_to_string(upper.join("copied")).unwrap(),
+            "from the top layer\n"
+        );
+        assert!(!layers.join("top/copied").exists() && !layers.join("base-diff/copied").exists());
+    }
 }
