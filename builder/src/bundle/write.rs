@@ -48,10 +48,13 @@ pub fn write_bundle(dir: &Path, spec: &Spec) -> Result<(), BundleError> {
         }
     }
 
-    let json = serde_json::to_vec_pretty(&spec).map_err(|source| BundleError::Serialize {
+    let serr = |source| BundleError::Serialize {
         path: dir.clone(),
         source,
-    })?;
+    };
+    let mut value = serde_json::to_value(&spec).map_err(serr)?;
+    sort_capabilities(&mut value);
+    let json = serde_json::to_vec_pretty(&value).map_err(serr)?;
     // pid and a counter: two threads writing the same bundle must not share
     // a temp file, or one could rename the other's half-written one.
     static SEQ: AtomicU64 = AtomicU64::new(0);
@@ -69,6 +72,22 @@ pub fn write_bundle(dir: &Path, spec: &Spec) -> Result<(), BundleError> {
         let _ = fs::remove_file(&tmp);
     }
     result.map_err(werr(&dir.join("config.json")))
+}
+
+/// oci-spec keeps capabilities in hash sets, so their order would change
+/// from run to run; sorted, the same spec always gives the same file.
+fn sort_capabilities(value: &mut serde_json::Value) {
+    let Some(caps) = value
+        .pointer_mut("/process/capabilities")
+        .and_then(|c| c.as_object_mut())
+    else {
+        return;
+    };
+    for set in caps.values_mut() {
+        if let Some(list) = set.as_array_mut() {
+            list.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+        }
+    }
 }
 
 fn create_volume(path: &Path, rootfs: Option<&Path>, dest: &Path) -> Result<(), BundleError> {
@@ -171,6 +190,17 @@ mod tests {
             .filter(|n| n.starts_with('.'))
             .collect();
         assert!(names.is_empty(), "{names:?}");
+        let caps = &serde_json::from_str::<serde_json::Value>(&text).unwrap()["process"]
+            ["capabilities"]["bounding"];
+        let caps: Vec<&str> = caps
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+        let mut sorted = caps.clone();
+        sorted.sort();
+        assert_eq!(caps, sorted);
         // Rewriting replaces the file.
         write_bundle(bundle.path(), &spec).unwrap();
         assert_eq!(
