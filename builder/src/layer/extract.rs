@@ -178,7 +178,8 @@ impl Extractor<'_> {
             }
             self.stats.entries += 1;
             self.stats.whiteouts += 1;
-            return self.whiteout(name, parents, OsStr::from_bytes(hidden));
+            let mtime = entry.header().mtime().unwrap_or(0);
+            return self.whiteout(name, parents, OsStr::from_bytes(hidden), mtime);
         }
 
         let parent = self.make_parent(name, parents)?;
@@ -444,12 +445,18 @@ impl Extractor<'_> {
             entry: name.to_string(),
             reason: format!("bad device number: {source}"),
         };
-        let major = header.device_major().map_err(dev_err)?.unwrap_or(0);
-        let minor = header.device_minor().map_err(dev_err)?.unwrap_or(0);
-        let sflag = match kind {
-            EntryType::Char => SFlag::S_IFCHR,
-            EntryType::Block => SFlag::S_IFBLK,
-            _ => SFlag::S_IFIFO,
+        let (sflag, major, minor) = match kind {
+            EntryType::Char | EntryType::Block => (
+                if kind == EntryType::Char {
+                    SFlag::S_IFCHR
+                } else {
+                    SFlag::S_IFBLK
+                },
+                header.device_major().map_err(dev_err)?.unwrap_or(0),
+                header.device_minor().map_err(dev_err)?.unwrap_or(0),
+            ),
+            // A fifo's device fields are often left blank.
+            _ => (SFlag::S_IFIFO, 0, 0),
         };
         self.replace(name, path, false)?;
         mknod(
@@ -473,6 +480,7 @@ impl Extractor<'_> {
         name: &str,
         parents: &[OsString],
         hidden: &OsStr,
+        mtime: u64,
     ) -> Result<(), LayerError> {
         match self.whiteouts {
             Whiteouts::Overlay => {
@@ -480,7 +488,8 @@ impl Extractor<'_> {
                 let path = parent.join(hidden);
                 self.replace(name, &path, false)?;
                 mknod(&path, SFlag::S_IFCHR, Mode::empty(), makedev(0, 0))
-                    .map_err(|e| self.fail(name, "creating overlay whiteout", e.into()))
+                    .map_err(|e| self.fail(name, "creating overlay whiteout", e.into()))?;
+                self.set_times_nofollow(name, &path, mtime)
             }
             Whiteouts::Apply => {
                 let Some(parent) = self.find_parent(name, parents)? else {

@@ -97,3 +97,6 @@ pub enum LayerError {
     #[error("layer blob is neither gzip nor tar (first bytes: {magic})")]
     UnknownFormat { magic: String },
 }
+
+#[cfg(test)]
+mod tests;
