@@ -35,6 +35,9 @@ pub fn write_dir(dir: &Path, out: impl Write, opts: &LayerOptions) -> Result<(),
     TreeWriter::new(dir, out, opts, false).write()
 }
 
+/// `SCHILY.xattr.<name>` keys and raw values, in xattr name order.
+type PaxRecords = Vec<(String, Vec<u8>)>;
+
 struct TreeWriter<'a, W: Write> {
     root: &'a Path,
     tar: Builder<W>,
@@ -213,7 +216,7 @@ impl<'a, W: Write> TreeWriter<'a, W> {
     }
 
     /// The PAX xattr records to store for `path`, and whether overlayfs marks it opaque.
-    fn xattrs(&self, path: &Path) -> Result<(Vec<(String, Vec<u8>)>, bool), LayerError> {
+    fn xattrs(&self, path: &Path) -> Result<(PaxRecords, bool), LayerError> {
         let read_err = |name: &[u8], source| LayerError::XattrRead {
             path: path.to_path_buf(),
             name: String::from_utf8_lossy(name).into_owned(),
@@ -261,10 +264,10 @@ impl<'a, W: Write> TreeWriter<'a, W> {
         h.set_gid(0);
         h.set_mtime(self.clamp(like.mtime()));
         h.set_size(0);
-        self.append(&mut h, rel, &[], io::empty())
+        self.append(&mut h, rel, &Vec::new(), io::empty())
     }
 
-    fn append_pax(&mut self, rel: &[u8], pax: &[(String, Vec<u8>)]) -> Result<(), LayerError> {
+    fn append_pax(&mut self, rel: &[u8], pax: &PaxRecords) -> Result<(), LayerError> {
         if pax.is_empty() {
             return Ok(());
         }
@@ -280,7 +283,7 @@ impl<'a, W: Write> TreeWriter<'a, W> {
         &mut self,
         h: &mut Header,
         rel: &[u8],
-        pax: &[(String, Vec<u8>)],
+        pax: &PaxRecords,
         data: impl Read,
     ) -> Result<(), LayerError> {
         self.append_pax(rel, pax)?;

@@ -678,3 +678,323 @@ impl EntryMeta {
         SystemTime::UNIX_EPOCH + Duration::from_secs(self.mtime)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+    use tar::{Builder, Header};
+
+    /// Appends an entry with its name written raw into the header, bypassing
+    /// the tar crate's own checks, as a hostile archive would.
+    fn raw(b: &mut Builder<Vec<u8>>, name: &str, kind: EntryType, link: &str, data: &[u8]) {
+        let mut h = Header::new_gnu();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+        h.set_entry_type(kind);
+        h.set_mode(if kind == EntryType::Directory {
+            0o755
+        } else {
+            0o644
+        });
+        h.set_size(data.len() as u64);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_000_000);
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    }
+
+    fn file(b: &mut Builder<Vec<u8>>, name: &str, data: &[u8]) {
+        raw(b, name, EntryType::Regular, "", data);
+    }
+
+    fn tar_of(f: impl FnOnce(&mut Builder<Vec<u8>>)) -> Vec<u8> {
+        let mut b = Builder::new(Vec::new());
+        f(&mut b);
+        b.into_inner().unwrap()
+    }
+
+    /// A sandbox: `dest` to extract into, `outside` beside it holding a
+    /// canary, and the whole tree listed afterwards to prove nothing else changed.
+    struct Sandbox {
+        tmp: tempfile::TempDir,
+    }
+
+    impl Sandbox {
+        fn new() -> Sandbox {
+            let tmp = tempfile::Builder::new()
+                .prefix("keel-outside-")
+                .tempdir()
+                .unwrap();
+            fs::create_dir(tmp.path().join("dest")).unwrap();
+            fs::create_dir(tmp.path().join("outside")).unwrap();
+            fs::write(tmp.path().join("outside/canary"), b"untouched").unwrap();
+            Sandbox { tmp }
+        }
+        fn dest(&self) -> PathBuf {
+            self.tmp.path().join("dest")
+        }
+        fn outside(&self) -> PathBuf {
+            self.tmp.path().join("outside")
+        }
+        /// Every path outside `dest`, to compare before and after.
+        fn outside_listing(&self) -> Vec<PathBuf> {
+            walkdir::WalkDir::new(self.tmp.path())
+                .into_iter()
+                .filter_entry(|e| e.path() != self.dest())
+                .map(|e| e.unwrap().into_path())
+                .collect()
+        }
+        fn extract(&self, tar: &[u8], whiteouts: Whiteouts) -> Result<ExtractStats, LayerError> {
+            extract(tar, &self.dest(), &ExtractOptions { whiteouts })
+        }
+        fn assert_outside_untouched(&self, before: &[PathBuf]) {
+            assert_eq!(self.outside_listing(), before);
+            assert_eq!(
+                fs::read(self.outside().join("canary")).unwrap(),
+                b"untouched"
+            );
+        }
+    }
+
+    fn assert_unsafe(r: Result<ExtractStats, LayerError>, entry: &str) {
+        match r {
+            Err(LayerError::UnsafeEntry { entry: e, .. }) => assert_eq!(e, entry),
+            other => panic!("expected {entry} to be refused, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn dot_dot_escapes_are_refused() {
+        for name in ["../x", "a/../../x", "./../outside/canary", "a/b/../../../x"] {
+            let sb = Sandbox::new();
+            let before = sb.outside_listing();
+            let tar = tar_of(|b| file(b, name, b"pwned"));
+            assert_unsafe(sb.extract(&tar, Whiteouts::Overlay), name);
+            sb.assert_outside_untouched(&before);
+            assert!(!sb.tmp.path().join("x").exists());
+        }
+    }
+
+    #[test]
+    fn dot_dot_inside_dest_and_absolute_names_stay_inside() {
+        let sb = Sandbox::new();
+        let before = sb.outside_listing();
+        let tar = tar_of(|b| {
+            file(b, "/etc/passwd", b"in layer");
+            file(b, "a/../b", b"b");
+        });
+        sb.extract(&tar, Whiteouts::Overlay).unwrap();
+        assert_eq!(fs::read(sb.dest().join("etc/passwd")).unwrap(), b"in layer");
+        assert_eq!(fs::read(sb.dest().join("b")).unwrap(), b"b");
+        sb.assert_outside_untouched(&before);
+    }
+
+    #[test]
+    fn writing_through_a_symlink_is_refused() {
+        let sb = Sandbox::new();
+        let before = sb.outside_listing();
+        let out = sb.outside();
+        let abs = out.to_str().unwrap().to_string();
+        for (link, name) in [(abs.as_str(), "evil/f"), ("../outside", "evil/canary")] {
+            let tar = tar_of(|b| {
+                raw(b, "evil", EntryType::Symlink, link, b"");
+                file(b, name, b"pwned");
+            });
+            assert_unsafe(sb.extract(&tar, Whiteouts::Overlay), name);
+            sb.assert_outside_untouched(&before);
+            // The symlink itself is kept: its target is for the container.
+            assert_eq!(
+                fs::read_link(sb.dest().join("evil")).unwrap(),
+                Path::new(link)
+            );
+        }
+        // Whiteouts and opaque markers do not reach through symlinks either.
+        for (mode, marker) in [
+            (Whiteouts::Apply, "evil/.wh.canary"),
+            (Whiteouts::Apply, "evil/.wh..wh..opq"),
+            (Whiteouts::Overlay, "evil/.wh.canary"),
+            (Whiteouts::Overlay, "evil/.wh..wh..opq"),
+        ] {
+            let tar = tar_of(|b| file(b, marker, b""));
+            assert_unsafe(sb.extract(&tar, mode), marker);
+            sb.assert_outside_untouched(&before);
+        }
+    }
+
+    #[test]
+    fn a_file_replaces_a_symlink_instead_of_writing_through_it() {
+        let sb = Sandbox::new();
+        let before = sb.outside_listing();
+        let target = sb.outside().join("canary");
+        let tar = tar_of(|b| {
+            raw(b, "evil", EntryType::Symlink, target.to_str().unwrap(), b"");
+            file(b, "evil", b"replaced");
+        });
+        sb.extract(&tar, Whiteouts::Overlay).unwrap();
+        let m = sb.dest().join("evil").symlink_metadata().unwrap();
+        assert!(m.is_file());
+        assert_eq!(fs::read(sb.dest().join("evil")).unwrap(), b"replaced");
+        sb.assert_outside_untouched(&before);
+    }
+
+    #[test]
+    fn hardlinks_must_stay_inside() {
+        let passwd_links = fs::metadata("/etc/passwd").map(|m| m.nlink()).ok();
+        let sb = Sandbox::new();
+        let before = sb.outside_listing();
+        let canary = sb.outside().join("canary");
+        for target in ["/etc/passwd", "../outside/canary", canary.to_str().unwrap()] {
+            let tar = tar_of(|b| raw(b, "h", EntryType::Link, target, b""));
+            assert_unsafe(sb.extract(&tar, Whiteouts::Overlay), "h");
+            assert!(!sb.dest().join("h").exists());
+        }
+        // Through a symlinked parent, and to a symlink (which links the symlink itself).
+        let tar = tar_of(|b| {
+            raw(
+                b,
+                "evil",
+                EntryType::Symlink,
+                sb.outside().to_str().unwrap(),
+                b"",
+            );
+            raw(b, "h", EntryType::Link, "evil/canary", b"");
+        });
+        assert_unsafe(sb.extract(&tar, Whiteouts::Overlay), "h");
+        let tar = tar_of(|b| {
+            raw(b, "s", EntryType::Symlink, "/etc/passwd", b"");
+            raw(b, "h2", EntryType::Link, "s", b"");
+        });
+        sb.extract(&tar, Whiteouts::Overlay).unwrap();
+        assert!(sb
+            .dest()
+            .join("h2")
+            .symlink_metadata()
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        sb.assert_outside_untouched(&before);
+        assert_eq!(
+            fs::metadata("/etc/passwd").map(|m| m.nlink()).ok(),
+            passwd_links
+        );
+        assert_eq!(fs::metadata(&canary).unwrap().nlink(), 1);
+    }
+
+    #[test]
+    fn hardlinks_inside_work_and_later_entries_replace_earlier_ones() {
+        let sb = Sandbox::new();
+        let tar = tar_of(|b| {
+            file(b, "d/f", b"first");
+            raw(b, "d/", EntryType::Directory, "", b"");
+            file(b, "d/g", b"second");
+            raw(b, "/abs-link", EntryType::Link, "/d/f", b"");
+            file(b, "x", b"old");
+            raw(b, "x/", EntryType::Directory, "", b"");
+            file(b, "x/y", b"y");
+        });
+        let stats = sb.extract(&tar, Whiteouts::Overlay).unwrap();
+        let d = sb.dest();
+        // A directory over a directory merges.
+        assert_eq!(fs::read(d.join("d/f")).unwrap(), b"first");
+        assert_eq!(fs::read(d.join("d/g")).unwrap(), b"second");
+        let ino = |p: &str| d.join(p).symlink_metadata().unwrap().ino();
+        assert_eq!(ino("abs-link"), ino("d/f"));
+        // A directory over a file replaces it.
+        assert_eq!(fs::read(d.join("x/y")).unwrap(), b"y");
+        assert_eq!((stats.files, stats.bytes), (4, (5 + 6 + 3 + 1) as u64));
+    }
+
+    #[test]
+    fn overlay_xattrs_inside_a_layer_are_dropped() {
+        let sb = Sandbox::new();
+        let tar = tar_of(|b| {
+            b.append_pax_extensions([
+                ("SCHILY.xattr.trusted.overlay.redirect", &b"/elsewhere"[..]),
+                ("SCHILY.xattr.user.ok", &b"1"[..]),
+            ])
+            .unwrap();
+            raw(b, "d/", EntryType::Directory, "", b"");
+        });
+        sb.extract(&tar, Whiteouts::Overlay).unwrap();
+        let names = xattr::list(&sb.dest().join("d")).unwrap();
+        assert_eq!(names, [b"user.ok".to_vec()]);
+    }
+
+    #[test]
+    fn apply_mode_deletes_what_whiteouts_hide_from_lower_layers_only() {
+        let sb = Sandbox::new();
+        let lower = tar_of(|b| {
+            file(b, "a", b"a");
+            file(b, "keep", b"k");
+            file(b, "d/x", b"x");
+            file(b, "d/sub/y", b"y");
+        });
+        sb.extract(&lower, Whiteouts::Apply).unwrap();
+        let upper = tar_of(|b| {
+            file(b, ".wh.a", b"");
+            file(b, ".wh.never-existed", b"");
+            file(b, "missing-dir/.wh.x", b"");
+            raw(b, "d/", EntryType::Directory, "", b"");
+            raw(b, "d/sub/", EntryType::Directory, "", b"");
+            file(b, "d/sub/z", b"z");
+            // After the layer's own entries: they must survive it.
+            file(b, "d/.wh..wh..opq", b"");
+            file(b, "new", b"n");
+            file(b, ".wh.new", b"");
+        });
+        let stats = sb.extract(&upper, Whiteouts::Apply).unwrap();
+        assert_eq!(stats.whiteouts, 5);
+        let mut names: Vec<_> = walkdir::WalkDir::new(sb.dest())
+            .min_depth(1)
+            .into_iter()
+            .map(|e| {
+                e.unwrap()
+                    .path()
+                    .strip_prefix(sb.dest())
+                    .unwrap()
+                    .to_path_buf()
+            })
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["d", "d/sub", "d/sub/z", "keep", "new"]
+                .map(PathBuf::from)
+                .to_vec()
+        );
+        assert!(!sb.dest().join("missing-dir").exists());
+    }
+
+    #[test]
+    fn trailing_garbage_is_read_to_the_end() {
+        let sb = Sandbox::new();
+        let mut tar = tar_of(|b| file(b, "f", b"x"));
+        let len = tar.len();
+        tar.extend_from_slice(&[0u8; 4096]);
+        let mut r = crate::digest::DigestReader::new(&tar[..]);
+        sb.extract_reader(&mut r);
+        let (_, digest, n) = r.finish();
+        assert_eq!(n, len as u64 + 4096);
+        assert_eq!(digest, crate::digest::Digest::of_bytes(&tar));
+    }
+
+    impl Sandbox {
+        fn extract_reader(&self, r: impl Read) {
+            extract(r, &self.dest(), &ExtractOptions::default()).unwrap();
+        }
+    }
+
+    #[test]
+    fn bad_whiteout_names_and_unknown_types_are_errors() {
+        let sb = Sandbox::new();
+        let tar = tar_of(|b| file(b, "d/.wh..", b""));
+        assert_unsafe(sb.extract(&tar, Whiteouts::Apply), "d/.wh..");
+        let tar = tar_of(|b| raw(b, "weird", EntryType::new(b'Z'), "", b""));
+        assert!(matches!(
+            sb.extract(&tar, Whiteouts::Overlay),
+            Err(LayerError::BadEntry { .. })
+        ));
+    }
+}
