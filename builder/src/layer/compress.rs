@@ -9,10 +9,12 @@ use flate2::{Compression, GzBuilder};
 use super::LayerError;
 use crate::digest::{Digest, DigestWriter};
 
-/// The gzip level of every layer blob. Level 1 costs a fraction of the CPU of
-/// the default (6) for output only a little larger, and layers are written on
-/// every rebuilt step of every build, while the blobs mostly stay on this
-/// machine. The level is fixed because it is part of the blob digest.
+/// The gzip level of every layer blob. Measured here on a 53 MB tar of a
+/// Python stdlib (release build): level 1 took 0.56 s for 19.1 MB, level 3
+/// 0.98 s for 15.8 MB, level 6 2.9 s for 15.3 MB. Layers are written on every
+/// rebuilt step and mostly stay on this machine, so CPU time (two cores,
+/// shared) matters more than a fifth more disk. The level is fixed because it
+/// is part of every blob digest: changing it changes all image digests.
 pub const GZIP_LEVEL: u32 = 1;
 
 /// What the image manifest and config need to know about a written layer.
