@@ -317,6 +317,48 @@ mod tests {
     }
 
     #[test]
+    fn busybox_fixture_copy_of_the_context_matches_the_reference() {
+        let root = Path::new("/work/shared/fixtures/busybox-app");
+        if !root.exists() {
+            eprintln!("fixture missing, skipped");
+            return;
+        }
+        let ignore = crate::context::load_ignore(root, &root.join("Dockerfile")).unwrap();
+        let src = SourceRoot::context(root, ignore);
+        let dst = tempfile::tempdir().unwrap();
+        let sel = select(&src, &[".".to_string()]).unwrap();
+        copy_into(&src, &sel, dst.path(), "/ctx/", &CopyOptions::default()).unwrap();
+        let mut got = Vec::new();
+        for e in walkdir::WalkDir::new(dst.path().join("ctx")).sort_by_file_name() {
+            let e = e.unwrap();
+            let rel = e.path().strip_prefix(dst.path().join("ctx")).unwrap();
+            got.push(
+                format!("./{}", rel.display())
+                    .trim_end_matches('/')
+                    .to_string(),
+            );
+        }
+        got[0] = ".".to_string();
+        let want = [
+            ".",
+            "./config",
+            "./config/app.conf",
+            "./keep.log",
+            "./src",
+            "./src/app.sh",
+            "./src/build.sh",
+            "./src/entrypoint.sh",
+            "./static",
+            "./static/index.html",
+            "./static/style.css",
+        ];
+        assert_eq!(got, want);
+        // Read-only fixture files stay read-only, but are now root's.
+        let m = std::fs::metadata(dst.path().join("ctx/src/app.sh")).unwrap();
+        assert_eq!((m.mode() & 0o7777, m.uid()), (0o444, 0));
+    }
+
+    #[test]
     fn copy_from_a_root_filesystem_follows_the_named_link() {
         let f = fx("");
         let other = tempfile::tempdir().unwrap();

@@ -171,7 +171,13 @@ pub(crate) fn extract(
             tar::EntryType::Link => {
                 let link = link_name(&entry).map_err(&refuse)?;
                 let link_rel = member_path(link.as_os_str().as_bytes()).map_err(&refuse)?;
-                let existing = secure_join(w.root, dest.join(&link_rel))?;
+                // The member itself, not what it may link to.
+                let (Some(link_parent), Some(link_file)) =
+                    (link_rel.parent(), link_rel.file_name())
+                else {
+                    return Err(refuse("hard link without a target name"));
+                };
+                let existing = secure_join(w.root, dest.join(link_parent))?.join(link_file);
                 if !existing.starts_with(dest_host) {
                     return Err(refuse("hard link target resolves outside the destination"));
                 }

@@ -133,6 +133,26 @@ mod tests {
     }
 
     #[test]
+    fn python_fixture_listing_leaves_out_env_logs_and_dockerfile() {
+        let root = Path::new("/work/shared/fixtures/python-app");
+        if !root.exists() {
+            eprintln!("fixture missing, skipped");
+            return;
+        }
+        let ignore = crate::context::ignore::load_ignore(root, &root.join("Dockerfile")).unwrap();
+        let got = listing(&SourceRoot::context(root, ignore));
+        let want = [
+            ".",
+            "./app.py",
+            "./helpers",
+            "./helpers/__init__.py",
+            "./helpers/greeting.py",
+            "./requirements.txt",
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[test]
     fn excluded_directory_appears_only_for_reincluded_children() {
         let dir = tempfile::tempdir().unwrap();
         let r = dir.path();
