@@ -174,7 +174,7 @@ impl Store {
         let mut out = Vec::new();
         for entry in entries.flatten() {
             let path = entry.path();
-            if !path.extension().is_some_and(|e| e == "json") {
+            if path.extension().is_none_or(|e| e != "json") {
                 continue;
             }
             let parsed = fs::read(&path)

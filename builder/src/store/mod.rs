@@ -18,6 +18,8 @@ mod layers;
 mod layout;
 mod lock;
 mod refs;
+#[cfg(test)]
+mod tests;
 mod tmp;
 
 use std::path::{Path, PathBuf};

@@ -481,3 +481,103 @@ fn unique_manifests(entries: &[Descriptor]) -> Vec<&Descriptor> {
         .filter(|e| seen.insert(e.digest().to_string()))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_names() {
+        for (input, want) in [
+            ("busybox", "busybox:latest"),
+            ("local/busybox", "local/busybox:latest"),
+            ("local/python:3", "local/python:3"),
+            ("localhost:5000/a/b", "localhost:5000/a/b:latest"),
+            (
+                "registry.example.com/x_y.z-w:v1.2_rc-3",
+                "registry.example.com/x_y.z-w:v1.2_rc-3",
+            ),
+            ("a__b---c:T", "a__b---c:T"),
+        ] {
+            assert_eq!(normalize_name(input).unwrap(), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn refuses_bad_names_and_names_them() {
+        for bad in [
+            "",
+            "Busybox",
+            "local/BusyBox:1",
+            "a:",
+            "a:-x",
+            "a/:b",
+            "-a",
+            "a..b",
+            "a___b",
+            "busybox@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            &"a".repeat(256),
+            &format!("a:{}", "t".repeat(129)),
+        ] {
+            match normalize_name(bad) {
+                Err(StoreError::InvalidName { name, .. }) => assert_eq!(name, bad),
+                other => panic!("{bad:?} gave {other:?}"),
+            }
+        }
+        let msg = normalize_name("Busybox").unwrap_err().to_string();
+        assert!(
+            msg.contains("\"Busybox\"") && msg.contains("lowercase"),
+            "{msg}"
+        );
+    }
+
+    fn desc(seed: &str) -> Descriptor {
+        let d = Digest::of_bytes(seed.as_bytes());
+        Descriptor::new(MediaType::ImageManifest, 1, to_oci_digest(&d).unwrap())
+    }
+
+    fn listing(entries: &[Descriptor]) -> Vec<(String, Option<String>)> {
+        entries
+            .iter()
+            .map(|e| (e.digest().to_string(), entry_name(e).map(str::to_string)))
+            .collect()
+    }
+
+    #[test]
+    fn moving_a_tag_leaves_the_old_image_dangling_once() {
+        let (a, b) = (desc("a"), desc("b"));
+        let mut entries = Vec::new();
+        set_tag(&mut entries, "x:1", &a);
+        set_tag(&mut entries, "x:1", &b);
+        set_tag(&mut entries, "y:1", &b);
+        assert_eq!(
+            listing(&entries),
+            [
+                (b.digest().to_string(), Some("x:1".into())),
+                (a.digest().to_string(), None),
+                (b.digest().to_string(), Some("y:1".into())),
+            ]
+        );
+        // Tagging the dangling image again replaces its nameless entry.
+        set_tag(&mut entries, "z:1", &a);
+        assert_eq!(
+            entries.iter().filter(|e| entry_name(e).is_none()).count(),
+            0
+        );
+        // Removing one of two names leaves no dangling entry; removing the last does.
+        remove_tag(&mut entries, "x:1").unwrap();
+        assert_eq!(
+            entries.iter().filter(|e| entry_name(e).is_none()).count(),
+            0
+        );
+        remove_tag(&mut entries, "y:1").unwrap();
+        assert_eq!(
+            listing(&entries),
+            [
+                (a.digest().to_string(), Some("z:1".into())),
+                (b.digest().to_string(), None),
+            ]
+        );
+        assert!(remove_tag(&mut entries, "y:1").is_none());
+    }
+}
