@@ -89,8 +89,14 @@ impl Store {
     }
 
     pub(super) fn init_layout(&self) -> Result<()> {
-        let _lock = self.lock()?;
         let layout_path = self.oci_dir().join(OCI_LAYOUT);
+        // Both files only ever appear by rename, so seeing both means they are complete, and
+        // opening needs no lock (it may be held by another store of this process).
+        let _lock = if layout_path.exists() && self.index_path().exists() {
+            None
+        } else {
+            Some(self.lock()?)
+        };
         match fs::read(&layout_path) {
             Ok(data) => {
                 let v: Value =

@@ -405,6 +405,46 @@ fn open_removes_tmp_of_dead_processes_only() {
     );
 }
 
+/// Detaches a test's mount even when the test fails.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[test]
+fn dead_tmp_with_a_mount_is_unmounted_not_emptied_through() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("needs root for a bind mount: skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let outside = dir.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("precious"), b"keep me").unwrap();
+    let root = dir.path().join("store");
+    let pid_max = fs::read_to_string("/proc/sys/kernel/pid_max").unwrap();
+    let merged = root.join(format!("tmp/{}-00/bundle/rootfs", pid_max.trim()));
+    fs::create_dir_all(&merged).unwrap();
+    if let Err(e) = nix::mount::mount(
+        Some(&outside),
+        &merged,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    ) {
+        eprintln!("bind mount refused ({e}): skipped");
+        return;
+    }
+    let _guard = Unmount(merged.clone());
+    let store = Store::open(&root).unwrap();
+    assert!(!merged.exists(), "the dead process's tmp dir is gone");
+    assert_eq!(fs::read(outside.join("precious")).unwrap(), b"keep me");
+    drop(store);
+}
+
 #[test]
 fn tmp_dir_guard_removes_its_tree() {
     let (_dir, store) = open();
