@@ -5,7 +5,9 @@ use std::fs;
 use std::io;
 use std::path::PathBuf;
 
-use oci_spec::image::{Descriptor, ImageConfiguration, MediaType};
+use oci_spec::image::{Descriptor, MediaType};
+
+use crate::image::ImageConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
@@ -72,7 +74,7 @@ pub struct CacheRecord {
     /// None for steps that only change the config (ENV, CMD, ...).
     pub layer: Option<LayerRef>,
     /// The image config after the step.
-    pub config: ImageConfiguration,
+    pub config: ImageConfig,
     /// RFC 3339, when the step ran.
     pub created: String,
 }
@@ -217,7 +219,7 @@ mod tests {
         CacheRecord {
             key,
             layer,
-            config: ImageConfiguration::default(),
+            config: ImageConfig::scratch(),
             created: "2024-01-01T00:00:00Z".to_string(),
         }
     }

@@ -7,7 +7,9 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use oci_spec::image::{ImageConfiguration, ImageManifest};
+use oci_spec::image::ImageManifest;
+
+use crate::image::ImageConfig;
 use serde::Serialize;
 
 use super::layout::{canonical_json, sync_dir};
@@ -123,7 +125,7 @@ impl Store {
         serde_json::from_slice(&data).map_err(StoreError::json(self.blob_path(d)))
     }
 
-    pub fn read_config(&self, d: &Digest) -> Result<ImageConfiguration> {
+    pub fn read_config(&self, d: &Digest) -> Result<ImageConfig> {
         let data = self.read_blob(d)?;
         serde_json::from_slice(&data).map_err(StoreError::json(self.blob_path(d)))
     }

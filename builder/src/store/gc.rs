@@ -147,14 +147,7 @@ impl Store {
                     &format!("layers[{i}].digest"),
                 )?);
             }
-            for (i, id) in config.rootfs().diff_ids().iter().enumerate() {
-                let d = Digest::parse(id).map_err(|source| StoreError::BadDigest {
-                    path: self.blob_path(&c),
-                    field: format!("rootfs.diff_ids[{i}]"),
-                    source,
-                })?;
-                layers.insert(d);
-            }
+            layers.extend(config.rootfs.diff_ids.iter().cloned());
             blobs.insert(m);
             blobs.insert(c);
         }

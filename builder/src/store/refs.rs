@@ -6,12 +6,11 @@
 use std::collections::HashMap;
 use std::fs;
 
-use oci_spec::image::{
-    Descriptor, ImageConfiguration, ImageIndex, ImageManifest, ImageManifestBuilder, MediaType,
-};
+use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, ImageManifestBuilder, MediaType};
 
 use super::{Result, Store, StoreError};
 use crate::digest::Digest;
+use crate::image::ImageConfig;
 
 pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 
@@ -24,7 +23,7 @@ pub struct Image {
     pub manifest: ImageManifest,
     /// The image id.
     pub config_digest: Digest,
-    pub config: ImageConfiguration,
+    pub config: ImageConfig,
     /// Normalized `name:tag`s pointing at this manifest; empty for a dangling image.
     pub names: Vec<String>,
 }
@@ -331,7 +330,7 @@ impl Store {
                         names: image.names,
                         id: image.config_digest,
                         manifest_digest: image.manifest_digest,
-                        created: image.config.created().clone(),
+                        created: image.config.created.clone(),
                         size,
                     });
                 }
@@ -348,12 +347,12 @@ impl Store {
     /// lists it as a dangling image.
     pub fn commit_image(
         &self,
-        config: &ImageConfiguration,
+        config: &ImageConfig,
         layers: &[Descriptor],
         name: Option<&str>,
     ) -> Result<Image> {
         let name = name.map(normalize_name).transpose()?;
-        let diff_ids = config.rootfs().diff_ids();
+        let diff_ids = &config.rootfs.diff_ids;
         if diff_ids.len() != layers.len() {
             return Err(StoreError::InvalidImage {
                 reason: format!(

@@ -5,7 +5,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use oci_spec::image::{Descriptor, ImageConfiguration, MediaType, RootFs};
+use oci_spec::image::{Descriptor, MediaType};
+
+use crate::image::ImageConfig;
 use serde_json::Value;
 
 use super::*;
@@ -35,13 +37,11 @@ fn fake_layer(store: &Store, seed: &str) -> (Digest, Descriptor) {
     (diff_id, desc)
 }
 
-fn config_for(seed: &str, diff_ids: &[Digest]) -> ImageConfiguration {
-    let mut config = ImageConfiguration::default();
-    config.set_author(Some(seed.to_string()));
-    config.set_created(Some("2024-05-01T12:00:00Z".to_string()));
-    let mut rootfs = RootFs::default();
-    rootfs.set_diff_ids(diff_ids.iter().map(|d| d.to_string()).collect());
-    config.set_rootfs(rootfs);
+fn config_for(seed: &str, diff_ids: &[Digest]) -> ImageConfig {
+    let mut config = ImageConfig::scratch();
+    config.author = Some(seed.to_string());
+    config.created = Some("2024-05-01T12:00:00Z".to_string());
+    config.rootfs.diff_ids = diff_ids.to_vec();
     config
 }
 
@@ -148,13 +148,14 @@ fn json_blobs_are_canonical() {
     for i in 0..20 {
         labels.insert(format!("label{i}"), i.to_string());
     }
+    let mut oci = oci_spec::image::ImageConfiguration::default();
     let mut c = oci_spec::image::Config::default();
     c.set_labels(Some(labels));
-    let mut config = config_for("c", &[]);
-    config.set_config(Some(c));
-    let (d1, _) = store.put_json(&config).unwrap();
+    oci.set_config(Some(c));
+    let (d1, _) = store.put_json(&oci).unwrap();
+    let config = oci;
     // A clone's HashMap iterates in another order; the digest must not follow it.
-    let rebuilt: ImageConfiguration =
+    let rebuilt: oci_spec::image::ImageConfiguration =
         serde_json::from_slice(&serde_json::to_vec(&config).unwrap()).unwrap();
     let (d2, _) = store.put_json(&rebuilt).unwrap();
     assert_eq!(d1, d2);
@@ -611,7 +612,7 @@ fn check_reports_a_flipped_byte() {
 fn check_reports_missing_pieces() {
     let (_dir, store) = open();
     let img = image(&store, "gone", Some("gone"));
-    let diff_id = Digest::parse(&img.config.rootfs().diff_ids()[0]).unwrap();
+    let diff_id = img.config.rootfs.diff_ids[0].clone();
     let link = store.layers_dir().join(store.short_link(&diff_id).unwrap());
     fs::remove_dir_all(store.layer_dir(&diff_id)).unwrap();
     fs::remove_file(store.blob_path(&img.config_digest)).unwrap();
@@ -635,7 +636,7 @@ fn prune_removes_untagged_and_keeps_tagged() {
     let (_dir, store) = open();
     let kept = image(&store, "kept", Some("kept"));
     let old = image(&store, "old", None);
-    let old_diff = Digest::parse(&old.config.rootfs().diff_ids()[0]).unwrap();
+    let old_diff = old.config.rootfs.diff_ids[0].clone();
     let old_layer = Digest::parse(old.manifest.layers()[0].digest().as_ref()).unwrap();
     let old_link = store
         .layers_dir()
@@ -668,7 +669,7 @@ fn prune_removes_untagged_and_keeps_tagged() {
         store.resolve("kept").unwrap().manifest_digest,
         kept.manifest_digest
     );
-    let kept_diff = Digest::parse(&kept.config.rootfs().diff_ids()[0]).unwrap();
+    let kept_diff = kept.config.rootfs.diff_ids[0].clone();
     assert!(store.has_layer(&kept_diff));
     assert!(store.check().unwrap().is_ok());
     // Nothing left to do the second time.
@@ -692,7 +693,7 @@ fn prune_keeps_cache_references_and_what_keep_says() {
                 size: layer.size(),
                 media_type: layer.media_type().to_string(),
             }),
-            config: ImageConfiguration::default(),
+            config: ImageConfig::scratch(),
             created: "2024-01-01T00:00:00Z".into(),
         })
         .unwrap();
