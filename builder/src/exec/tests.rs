@@ -371,3 +371,28 @@ fn invalid_steps_are_refused_before_running() {
         Err(ExecError::Invalid { field: "args", .. })
     ));
 }
+
+#[test]
+fn killed_by_a_signal_is_128_plus_n() {
+    for binary in runtimes() {
+        let mut sb = Sandbox::new(&binary);
+        let step = sb.step("echo ready; sleep 1000");
+        let rt = sb.rt.clone();
+        let mut sent = false;
+        let r = run_step_with(
+            &sb.rt,
+            &sb.rootfs(),
+            &sb.work(),
+            &step,
+            &CancelToken::new(),
+            &mut |b| {
+                if !sent && b.starts_with(b"ready") {
+                    rt.kill(&step.id, "KILL", false).unwrap();
+                    sent = true;
+                }
+            },
+        );
+        assert_eq!(r.unwrap(), 128 + 9, "{}", binary.display());
+        sb.assert_nothing_left(&binary);
+    }
+}
