@@ -4,6 +4,7 @@
 //! (`keel_runtime_client`), never through libcontainer in this process.
 
 pub mod archive;
+pub mod build;
 pub mod bundle;
 pub mod cache;
 pub mod context;
@@ -12,4 +13,6 @@ pub mod dockerfile;
 pub mod exec;
 pub mod image;
 pub mod layer;
+pub mod plan;
+pub mod progress;
 pub mod store;

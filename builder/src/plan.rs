@@ -61,7 +61,11 @@ pub fn classify(df: &Dockerfile, value: &str, at: usize) -> Source {
 }
 
 /// `expanded_bases[i]` is stage i's FROM value with the global ARGs applied.
-pub fn plan(df: &Dockerfile, target: Option<&str>, expanded_bases: &[String]) -> Result<Plan, PlanError> {
+pub fn plan(
+    df: &Dockerfile,
+    target: Option<&str>,
+    expanded_bases: &[String],
+) -> Result<Plan, PlanError> {
     let file = df.path.display().to_string();
     let target_index = match target {
         None => df.stages.len().saturating_sub(1),
@@ -94,7 +98,11 @@ pub fn plan(df: &Dockerfile, target: Option<&str>, expanded_bases: &[String]) ->
             if let Some(f) = from {
                 if let Source::Stage(s) = classify(df, f, i) {
                     todo.push(s);
-                } else if df.stages.iter().any(|s| s.name.as_deref() == Some(&f.to_ascii_lowercase())) {
+                } else if df
+                    .stages
+                    .iter()
+                    .any(|s| s.name.as_deref() == Some(&f.to_ascii_lowercase()))
+                {
                     return Err(PlanError::ForwardReference {
                         file: file.clone(),
                         line: ins.line,

@@ -211,7 +211,11 @@ mod tests {
         assert_eq!(lines[0], "#1 [1/2] FROM busybox");
         assert_eq!(lines[1], "#1 CACHED");
         assert_eq!(lines[2], "#2 [2/2] RUN echo hi");
-        assert!(lines[3].starts_with("#2 0.") && lines[3].ends_with(" hi"), "{}", lines[3]);
+        assert!(
+            lines[3].starts_with("#2 0.") && lines[3].ends_with(" hi"),
+            "{}",
+            lines[3]
+        );
         assert!(lines[4].ends_with(" partial"), "{}", lines[4]);
         assert!(lines[5].starts_with("#2 DONE "), "{}", lines[5]);
     }

@@ -11,6 +11,7 @@
 //! - [`mount_overlay`] / [`unmount`]: the layered rootfs.
 
 mod convert;
+mod create;
 mod overlay;
 mod rootfs_file;
 mod user;
@@ -20,6 +21,7 @@ use std::io;
 use std::path::PathBuf;
 
 pub use convert::{image_to_spec, Network, SpecOptions, VOLUMES_DIR};
+pub use create::{create_bundle, remove_bundle, BundleOptions};
 pub use overlay::{mount_overlay, unmount, OverlayGuard};
 pub use user::{resolve_user, ResolvedUser};
 pub use write::write_bundle;
@@ -89,4 +91,17 @@ pub enum BundleError {
         path: PathBuf,
         source: serde_json::Error,
     },
+    #[error("image {image}: {source}")]
+    Image {
+        image: String,
+        source: crate::store::StoreError,
+    },
+    #[error("image {image}: layer {layer}: {source}")]
+    Layer {
+        image: String,
+        layer: String,
+        source: crate::layer::LayerError,
+    },
+    #[error("bundle directory {path}: {reason}")]
+    BundleDir { path: PathBuf, reason: String },
 }

@@ -19,6 +19,11 @@ pub fn cancel_all() {
     ALL_CANCELLED.store(true, Ordering::SeqCst);
 }
 
+/// Whether [`cancel_all`] was called: the builder stops between steps.
+pub fn cancelled() -> bool {
+    ALL_CANCELLED.load(Ordering::SeqCst)
+}
+
 /// Cancels the steps given this token (and nothing else).
 #[derive(Debug, Clone, Default)]
 pub struct CancelToken(Arc<AtomicBool>);

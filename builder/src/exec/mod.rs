@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use keel_runtime_client::{CreateOpts, Io, Runtime};
 
-pub use cancel::{cancel_all, CancelToken};
+pub use cancel::{cancel_all, cancelled, CancelToken};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Network {

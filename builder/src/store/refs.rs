@@ -228,6 +228,27 @@ impl Store {
         Ok(())
     }
 
+    /// Drops the index entries of the image with this manifest (all its names, or its
+    /// dangling entry), as `docker rmi` does once an image has no names left; its blobs
+    /// and layers go at the next [`Store::prune`]. Returns the names it had.
+    pub fn remove_image(&self, manifest: &Digest) -> Result<Vec<String>> {
+        let _lock = self.lock()?;
+        let mut index = self.read_index()?;
+        let names = edit_entries(&mut index, |entries| {
+            let names: Vec<String> = entries
+                .iter()
+                .filter(|e| e.digest().as_ref() == manifest.as_str())
+                .filter_map(|e| entry_name(e).map(str::to_string))
+                .collect();
+            let before = entries.len();
+            entries.retain(|e| e.digest().as_ref() != manifest.as_str());
+            (before != entries.len()).then_some(names)
+        })
+        .ok_or_else(|| StoreError::NotFound(manifest.to_string()))?;
+        self.write_index(&index)?;
+        Ok(names)
+    }
+
     /// Removes a name; the image's blobs stay until [`Store::prune`].
     pub fn untag(&self, name: &str) -> Result<Descriptor> {
         let name = normalize_name(name)?;
