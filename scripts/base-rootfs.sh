@@ -216,7 +216,7 @@ find_mirror() {
 }
 
 build_busybox() {
-	local bb applet dir up i version
+	local bb applet dir target i version
 	need_debs busybox-static
 	# The dynamic busybox package also installs /bin/busybox; ask dpkg for
 	# the static one's path so the tree never gets a binary needing libc.
@@ -239,12 +239,14 @@ build_busybox() {
 		/* | *..*) die "busybox --list-full printed an unexpected path: $applet" ;;
 		esac
 		dir=$(dirname -- "$applet")
-		up=
-		if [ "$dir" != . ]; then
-			for ((i = $(tr -cd / <<<"$applet" | wc -c); i > 0; i--)); do up+=../; done
+		if [ "$dir" = bin ]; then
+			target=busybox
+		else
+			target=bin/busybox
+			for ((i = $(tr -cd / <<<"$applet" | wc -c); i > 0; i--)); do target=../$target; done
 		fi
 		mkdir -p -- "$tmp/$dir"
-		ln -sfn -- "${up}bin/busybox" "$tmp/$applet"
+		ln -sfn -- "$target" "$tmp/$applet"
 		count=$((count + 1))
 	done < <("$bb" --list-full)
 	[ "$count" -gt 0 ] || die "$bb --list-full printed no applets"
