@@ -27,7 +27,8 @@ SUITE=bookworm
 STAMP=.keel-base-rootfs
 
 prog=base-rootfs
-say() { printf '%s: %s\n' "$prog" "$*" >&2; }
+# Never fails: a closed stderr must not stop the cleanup.
+say() { printf '%s: %s\n' "$prog" "$*" >&2 || true; }
 die() {
 	say "error: $*"
 	exit 1
@@ -98,6 +99,8 @@ tmp=
 child=
 cleanup() {
 	local code=$?
+	# Messages to a reader that went away (| head) must not end the cleanup.
+	trap '' PIPE
 	if [ -n "$child" ] && kill -0 "$child" 2>/dev/null; then
 		kill -TERM "$child" 2>/dev/null || true
 		wait "$child" 2>/dev/null || true
@@ -112,6 +115,7 @@ trap cleanup EXIT
 trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 143' TERM
+trap 'exit 141' PIPE
 
 # Two callers building the same OUTDIR (parallel tests) would otherwise both
 # spend minutes on debootstrap; the second waits and then finds the stamp.
