@@ -20,7 +20,7 @@ build:
 
 demo: build
 	scripts/deps.sh $(TEST_DEBS)
-	scripts/demo.sh $(RUNTIME) $(DEMO_DIR)
+	scripts/demo.sh target/release $(DEMO_DIR)
 
 # What CI runs (.ci/run): style, lints, unit and root integration tests,
 # then the OCI validation suite compared with our recorded results.

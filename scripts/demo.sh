@@ -1,48 +1,70 @@
 #!/usr/bin/env bash
-# The end-to-end story at this stage: a busybox bundle run by keel-runtime,
+# The end-to-end story at this stage: a Dockerfile built into cached layers
+# by keel-build, bundled as an overlay rootfs, and run by keel-runtime
 # attached and detached, each step printed.
-#   scripts/demo.sh RUNTIME DIR
+#   scripts/demo.sh BIN_DIR DIR      (BIN_DIR holds keel-build and keel-runtime)
 set -euo pipefail
-rt=$(realpath "$1") dir=$2
-root=$dir/state
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+bin=$(realpath "$1") dir=$2
+kb=$bin/keel-build rt=$bin/keel-runtime
+mkdir -p "$dir"
+dir=$(realpath "$dir")
+store=$dir/store root=$dir/state bundle=$dir/bundle
 id=keel-demo-$$
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
-cleanup() { "$rt" --root "$root" delete --force "$id" >/dev/null 2>&1 || true; }
+cleanup() {
+	"$rt" --root "$root" delete --force "$id" >/dev/null 2>&1 || true
+	[ -d "$bundle" ] && "$kb" unbundle "$bundle" >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 
-step "making a busybox bundle in $dir/bundle (rootfs from Debian's busybox-static, config from 'keel-runtime spec')"
-rm -rf "$dir/bundle"
-"$(dirname "$0")/busybox-bundle.sh" "$rt" "$dir/bundle" sh -c 'echo "hello from $(hostname), pid $$ in its own namespace"; uname -a; exit 7'
-echo "rootfs: $(find "$dir/bundle/rootfs" | wc -l) files; args: $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["process"]["args"])' "$dir/bundle/config.json")"
+step "base image: local/busybox:latest from Debian's busybox-static (no registry here)"
+bases=${XDG_CACHE_HOME:-$HOME/.cache}/keel/bases
+"$here/base-rootfs.sh" busybox "$bases/busybox"
+"$kb" --root "$store" import "$bases/busybox" local/busybox:latest
 
-step "keel-runtime run (attached): output streams here and its exit status is the container's"
-set +e
-"$rt" --root "$root" run --bundle "$dir/bundle" "$id"
-code=$?
-set -e
-echo "exit status: $code"
+step "keel-build build -t bbapp: the multi-stage busybox fixture, cold cache"
+ctx=$dir/busybox-app
+rm -rf "$ctx" && cp -r "$repo/../shared/fixtures/busybox-app" "$ctx" && chmod -R u+w "$ctx"
+"$kb" --root "$store" build --progress plain -t bbapp "$ctx"
 
-step "keel-runtime run --detach: a long-running container"
-python3 - "$dir/bundle/config.json" <<'PY'
+step "the same build again: every step comes from the cache, same image id"
+"$kb" --root "$store" build --progress plain -t bbapp "$ctx" 2>&1 | grep -E 'CACHED|built' | tail -4
+
+step "a source change (src/app.sh): only COPY src/ and what depends on it run again"
+sed -i 's/revision=1/revision=2/' "$ctx/src/app.sh"
+"$kb" --root "$store" build --progress plain -t bbapp "$ctx" 2>&1 | grep -E '^#[0-9]+ (\[|CACHED|DONE)' | paste - - | awk '{print $NF=="CACHED" ? "cached  " $0 : "RAN     " $0}' | cut -c1-110
+
+step "keel-build images / history bbapp"
+"$kb" --root "$store" images
+"$kb" --root "$store" history bbapp
+
+step "keel-build bundle bbapp: config.json + an overlay of the cached layers with a fresh upper dir"
+"$kb" --root "$store" bundle bbapp "$bundle" -- /srv/app/bin/entrypoint.sh selftest
+findmnt -n -o FSTYPE,TARGET "$bundle/rootfs" || true
+
+step "keel-runtime run (attached): the image's selftest; exit status is the container's"
+"$rt" --root "$root" run --bundle "$bundle" "$id"
+echo "exit status: $?"
+
+step "keel-runtime run --detach: the image's httpd, then exec into it"
+python3 - "$bundle/config.json" <<'PY'
 import json, sys
-c = json.load(open(sys.argv[1])); c["process"]["args"] = ["sleep", "300"]
+c = json.load(open(sys.argv[1])); c["process"]["args"] = ["/srv/app/bin/entrypoint.sh", "serve"]
 json.dump(c, open(sys.argv[1], "w"), indent=2)
 PY
-"$rt" --root "$root" run --detach --bundle "$dir/bundle" "$id"
+"$rt" --root "$root" run --detach --bundle "$bundle" "$id"
 "$rt" --root "$root" list
-
-step "keel-runtime state $id"
-"$rt" --root "$root" state "$id"
-
-step "keel-runtime exec $id ps (a second process in the same namespaces)"
 "$rt" --root "$root" exec "$id" ps
 
-step "keel-runtime kill $id KILL, then delete"
+step "keel-runtime kill $id KILL, delete, unbundle"
 "$rt" --root "$root" kill "$id" KILL
 for _ in $(seq 50); do
 	"$rt" --root "$root" state "$id" | grep -q '"stopped"' && break
 	sleep 0.1
 done
 "$rt" --root "$root" delete "$id"
-"$rt" --root "$root" list
-echo "done: nothing left under $root"
+"$kb" unbundle "$bundle"
+"$kb" --root "$store" check
+echo "done: nothing left running; the store is in $store"
