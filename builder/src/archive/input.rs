@@ -49,7 +49,8 @@ impl Input {
         let file = File::open(path).map_err(ArchiveError::io("open", path))?;
         let mut reader = BufReader::new(file);
         let gzipped = {
-            let head = io::BufRead::fill_buf(&mut reader).map_err(ArchiveError::io("read", path))?;
+            let head =
+                io::BufRead::fill_buf(&mut reader).map_err(ArchiveError::io("read", path))?;
             head.starts_with(&[0x1f, 0x8b])
         };
         let stream: Box<dyn Read> = if gzipped {

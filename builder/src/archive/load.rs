@@ -88,7 +88,7 @@ enum Kind {
     /// Layer member names, in `rootfs.diff_ids` order.
     Docker { layers: Vec<String> },
     Oci {
-        manifest: ImageManifest,
+        manifest: Box<ImageManifest>,
         manifest_bytes: Vec<u8>,
     },
 }
@@ -169,7 +169,10 @@ fn plan_oci(src: &Input) -> Result<Vec<Candidate>, ArchiveError> {
         member: OCI_LAYOUT.to_string(),
         source,
     })?;
-    if !layout.get("imageLayoutVersion").is_some_and(Value::is_string) {
+    if !layout
+        .get("imageLayoutVersion")
+        .is_some_and(Value::is_string)
+    {
         return Err(ArchiveError::BadMember {
             member: OCI_LAYOUT.to_string(),
             reason: "no imageLayoutVersion".to_string(),
@@ -200,7 +203,8 @@ fn plan_oci(src: &Input) -> Result<Vec<Candidate>, ArchiveError> {
                         ),
                     });
                 }
-                let config_bytes = read_blob(src, manifest.config(), &format!("manifest {digest}"))?;
+                let config_bytes =
+                    read_blob(src, manifest.config(), &format!("manifest {digest}"))?;
                 let config = parse_config(
                     &blob_member(manifest.config(), &referrer)?,
                     &config_bytes,
@@ -213,7 +217,7 @@ fn plan_oci(src: &Input) -> Result<Vec<Candidate>, ArchiveError> {
                     config_bytes,
                     config,
                     kind: Kind::Oci {
-                        manifest,
+                        manifest: Box::new(manifest),
                         manifest_bytes,
                     },
                 });
@@ -387,8 +391,9 @@ fn materialize(
             for (i, (l, diff_id)) in manifest.layers().iter().zip(diff_ids).enumerate() {
                 oci_layer(store, src, referrer, i, l, diff_id)?;
             }
-            let keeps_bytes = matches!(manifest.media_type(), None | Some(MediaType::ImageManifest))
-                && matches!(manifest.config().media_type(), MediaType::ImageConfig);
+            let keeps_bytes =
+                matches!(manifest.media_type(), None | Some(MediaType::ImageManifest))
+                    && matches!(manifest.config().media_type(), MediaType::ImageConfig);
             if keeps_bytes {
                 let (d, size) = store.put_blob_bytes(manifest_bytes)?;
                 Descriptor::new(MediaType::ImageManifest, size, oci_digest(&d)?)
@@ -612,7 +617,11 @@ fn extract_verified(
 fn add_untagged(store: &Store, desc: &Descriptor) -> Result<(), ArchiveError> {
     let _lock = store.lock()?;
     let mut index = store.read_index()?;
-    if index.manifests().iter().any(|e| e.digest() == desc.digest()) {
+    if index
+        .manifests()
+        .iter()
+        .any(|e| e.digest() == desc.digest())
+    {
         return Ok(());
     }
     let mut entries = index.manifests().clone();

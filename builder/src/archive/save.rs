@@ -71,7 +71,10 @@ fn select(store: &Store, refs: &[String]) -> Result<Vec<Selected>, ArchiveError>
 enum Content {
     Bytes(Vec<u8>),
     /// A store blob as it is.
-    Blob { digest: Digest, size: u64 },
+    Blob {
+        digest: Digest,
+        size: u64,
+    },
     /// A layer blob decompressed; `size` and `diff_id` measured beforehand.
     Uncompressed {
         blob: Digest,
@@ -97,12 +100,11 @@ fn docker_members(
             let dir = diff_id.hex().to_string();
             let name = format!("{dir}/layer.tar");
             if !members.contains_key(&name) {
-                let blob = Digest::parse(l.digest().as_ref()).map_err(|e| {
-                    ArchiveError::BadMember {
+                let blob =
+                    Digest::parse(l.digest().as_ref()).map_err(|e| ArchiveError::BadMember {
                         member: format!("manifest {}", s.image.manifest_digest),
                         reason: e.to_string(),
-                    }
-                })?;
+                    })?;
                 let size = measure_layer(store, &blob, diff_id)?;
                 members.insert(format!("{dir}/"), Content::Dir);
                 members.insert(
@@ -295,9 +297,7 @@ fn write_atomically(
         source,
     };
     let buf = tar.into_inner().map_err(write_err)?;
-    let file = buf
-        .into_inner()
-        .map_err(|e| write_err(e.into_error()))?;
+    let file = buf.into_inner().map_err(|e| write_err(e.into_error()))?;
     file.sync_all().map_err(write_err)?;
     drop(file);
     fs::rename(&tmp_path, out).map_err(ArchiveError::io("rename into", out))?;
@@ -423,7 +423,9 @@ impl<R: Read> Read for Exact<R> {
                 _ => Err(io::Error::other("content is longer than measured")),
             };
         }
-        let want = buf.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let want = buf
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..want])?;
         if n == 0 {
             return Err(io::Error::new(
