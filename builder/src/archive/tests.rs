@@ -657,6 +657,8 @@ fn docker_loads_and_runs_our_archive() {
     symlink("busybox", dir.join("bin/sh")).unwrap();
     symlink("busybox", dir.join("bin/true")).unwrap();
     symlink("busybox", dir.join("bin/cat")).unwrap();
+    // Not /etc/hostname: docker mounts its own over that one.
+    fs::write(dir.join("etc/release"), b"keel\n").unwrap();
     let img = import_at(&s1, &dir, "keel-test/busybox:1", EPOCH).unwrap();
     let out = root.join("img.tar");
     save(
@@ -685,7 +687,7 @@ fn docker_loads_and_runs_our_archive() {
         "none",
         "keel-test/busybox:1",
         "cat",
-        "/etc/hostname",
+        "/etc/release",
     ]);
     assert_eq!(hostname, "keel\n");
     // docker save's output loads back here with the same id.
@@ -786,4 +788,66 @@ impl Drop for Dockerd {
             let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
         }
     }
+}
+
+#[test]
+fn docker_variants_shared_layer_symlinks_and_blobs_layout() {
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::open(&t.path().join("s")).unwrap();
+    let archive = t.path().join("a.tar");
+    // docker <25 writes a layer two images (or one image twice) share once, and a
+    // symlink `layer.tar -> ../<id>/layer.tar` for the second.
+    let layer = Crafted::default().file("f", b"shared").finish();
+    let mut config = ImageConfig::scratch();
+    config.rootfs.diff_ids = vec![Digest::of_bytes(&layer); 2];
+    let config = config.to_bytes();
+    Crafted::default()
+        .file("l0/layer.tar", &layer)
+        .entry("l1/layer.tar", tar::EntryType::Symlink, b"", "../l0/layer.tar")
+        .file("c.json", &config)
+        .file(
+            "manifest.json",
+            br#"[{"Config":"c.json","RepoTags":["two/layers:1"],"Layers":["l0/layer.tar","l1/layer.tar"]}]"#,
+        )
+        .write(&archive);
+    let loaded = load(&store, &archive, None).unwrap();
+    assert_eq!(loaded[0].id, Digest::of_bytes(&config));
+    assert_eq!(
+        store
+            .resolve("two/layers:1")
+            .unwrap()
+            .manifest
+            .layers()
+            .len(),
+        2
+    );
+    assert_store_clean(&store);
+
+    // docker 25+ names blobs of an OCI layout from manifest.json; a gzipped layer there is
+    // kept as it is, so the manifest comes out as the source's.
+    let s1 = Store::open(&t.path().join("s1")).unwrap();
+    let img = import_test_image(t.path(), &s1);
+    let oci = t.path().join("o.tar");
+    save(&s1, &["local/test".into()], ArchiveFormat::OciArchive, &oci).unwrap();
+    let mut c = Crafted::default();
+    for (name, data) in members(&oci) {
+        c.file(&name, &data);
+    }
+    let layer_blob = img.manifest.layers()[0].digest().to_string();
+    c.file(
+        "manifest.json",
+        serde_json::json!([{
+            "Config": format!("blobs/sha256/{}", img.config_digest.hex()),
+            "RepoTags": ["new/style:1"],
+            "Layers": [format!("blobs/sha256/{}", &layer_blob["sha256:".len()..])],
+        }])
+        .to_string()
+        .as_bytes(),
+    );
+    c.write(&archive);
+    let s2 = Store::open(&t.path().join("s2")).unwrap();
+    let loaded = load(&s2, &archive, None).unwrap();
+    assert_eq!(loaded[0].names, ["new/style:1"]);
+    assert_same_image(&img, &s2.resolve("new/style:1").unwrap());
+    assert_store_clean(&s2);
 }
