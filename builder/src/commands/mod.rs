@@ -5,10 +5,11 @@ mod bundle;
 mod check;
 mod history;
 mod images;
-mod import;
 mod inspect;
+mod load;
 mod prune;
 mod rmi;
+mod save;
 mod tag;
 
 use anyhow::{Context, Result};
@@ -31,10 +32,13 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Rmi { images, force: _ } => rmi::run(&open()?, &images),
         Command::Inspect { image } => inspect::run(&open()?, &image),
         Command::History { image, format } => history::run(&open()?, &image, format),
-        Command::Import { dir, name } => import::run(&open()?, &dir, &name),
-        Command::Save { .. } | Command::Load { .. } => {
-            anyhow::bail!("save, load and import are not built yet")
-        }
+        Command::Import { dir, name } => load::import(&open()?, &dir, &name),
+        Command::Save {
+            output,
+            format,
+            images,
+        } => save::run(&open()?, &output, format, &images),
+        Command::Load { input, tag } => load::run(&open()?, &input, tag.as_deref()),
         Command::Prune { all } => prune::run(&open()?, all),
         Command::Check => check::run(&open()?),
         Command::Bundle {

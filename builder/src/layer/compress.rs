@@ -40,9 +40,10 @@ pub fn compress_layer(
         .mtime(0)
         .operating_system(255)
         .write(DigestWriter::new(blob_out), Compression::new(GZIP_LEVEL));
-    let mut tar_in = DigestWriter::new(gz);
+    let mut tar_in = DigestWriter::new(FixedChunks::new(gz));
     tar_source(&mut tar_in)?;
-    let (gz, diff_id, _) = tar_in.finish();
+    let (chunks, diff_id, _) = tar_in.finish();
+    let gz = chunks.finish().map_err(LayerError::Compress)?;
     let blob = gz.finish().map_err(LayerError::Compress)?;
     let (mut out, digest, size) = blob.finish();
     out.flush().map_err(LayerError::Compress)?;
@@ -51,6 +52,50 @@ pub fn compress_layer(
         digest,
         size,
     })
+}
+
+/// The deflate stream depends on how its input is cut into writes, so the
+/// encoder always gets the tar in chunks of this size: the blob is then a
+/// function of the tar alone, whoever wrote it (a build, an import, a load).
+const CHUNK: usize = 64 * 1024;
+
+struct FixedChunks<W: Write> {
+    inner: W,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> FixedChunks<W> {
+    fn new(inner: W) -> Self {
+        FixedChunks {
+            inner,
+            buf: Vec::with_capacity(CHUNK),
+        }
+    }
+
+    fn finish(mut self) -> std::io::Result<W> {
+        if !self.buf.is_empty() {
+            self.inner.write_all(&self.buf)?;
+        }
+        Ok(self.inner)
+    }
+}
+
+impl<W: Write> Write for FixedChunks<W> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let n = data.len().min(CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == CHUNK {
+            self.inner.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(n)
+    }
+
+    /// Only the inner writer: flushing the partial chunk would change the
+    /// chunking, and so the bytes.
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
@@ -129,6 +174,24 @@ mod tests {
         let mut v = Vec::new();
         r.read_to_end(&mut v).unwrap();
         v
+    }
+
+    #[test]
+    fn the_blob_does_not_depend_on_how_the_tar_is_written() {
+        let tar: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let whole = compress_layer(|w| Ok(w.write_all(&tar).unwrap()), Vec::new()).unwrap();
+        let pieces = compress_layer(
+            |w| {
+                for c in tar.chunks(977) {
+                    w.write_all(c).unwrap();
+                }
+                Ok(())
+            },
+            Vec::new(),
+        )
+        .unwrap();
+        assert_eq!(whole.digest, pieces.digest);
+        assert_eq!(whole.diff_id, pieces.diff_id);
     }
 
     #[test]
