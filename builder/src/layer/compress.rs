@@ -179,7 +179,14 @@ mod tests {
     #[test]
     fn the_blob_does_not_depend_on_how_the_tar_is_written() {
         let tar: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
-        let whole = compress_layer(|w| Ok(w.write_all(&tar).unwrap()), Vec::new()).unwrap();
+        let whole = compress_layer(
+            |w| {
+                w.write_all(&tar).unwrap();
+                Ok(())
+            },
+            Vec::new(),
+        )
+        .unwrap();
         let pieces = compress_layer(
             |w| {
                 for c in tar.chunks(977) {
