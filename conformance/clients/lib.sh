@@ -182,6 +182,97 @@ paths_clean() {
 	done
 }
 
+# docker_up RUNTIME PREFIX: a private dockerd (data, exec root, socket in a
+# new work dir) with RUNTIME registered and made the default. Sets work, D
+# (a docker wrapper bound to the socket) and the EXIT trap that tears it all
+# down; returns 1 (after a "not ok") if the daemon does not answer.
+docker_up() {
+	local rt=$1
+	work=$(mktemp -d "/tmp/$2.XXXXXX")
+	sock=$work/docker.sock
+	dpid=""
+	# A wrapper file rather than a function, so that timeout(1) can run it.
+	D=$work/docker
+	printf '#!/bin/sh\nexec docker -H unix://%s "$@"\n' "$sock" >"$D"
+	chmod +x "$D"
+	cgroups_note docker
+	# dockerd's containerd starts the runc shim, which writes /run/containerd.
+	paths_note /etc/docker/key.json /run/docker /run/containerd "/run/$(basename "$rt")"
+	trap docker_down EXIT
+	dockerd --data-root "$work/data" --exec-root "$work/exec" --pidfile "$work/dockerd.pid" \
+		-H "unix://$sock" --bridge=none --iptables=false --ip6tables=false --ip-masq=false \
+		--exec-opt native.cgroupdriver=cgroupfs --storage-driver=vfs \
+		--add-runtime "keel=$rt" --default-runtime keel >"$work/dockerd.log" 2>&1 &
+	dpid=$!
+	if ! wait_for 60 "$D" info; then
+		tail -20 "$work/dockerd.log"
+		notok "dockerd starts" "no answer on $sock"
+		return 1
+	fi
+}
+docker_down() {
+	if [ -S "$sock" ]; then
+		for c in $("$D" ps -aq 2>/dev/null); do "$D" rm -f "$c" >/dev/null 2>&1; done
+	fi
+	stop_pid "$dpid"
+	# dockerd's own containerd is its child and goes with it; be sure.
+	[ -f "$work/exec/containerd/containerd.pid" ] && stop_pid "$(cat "$work/exec/containerd/containerd.pid")"
+	unmount_under "$work"
+	rm -rf "$work"
+	cgroups_clean
+	paths_clean
+}
+
+# podman_up RUNTIME PREFIX: podman with private root, runroot and config in
+# a new work dir, RUNTIME as its runtime, cgroupfs and file events (PID 1
+# here is not systemd). Sets work, P (a podman wrapper) and the EXIT trap.
+podman_up() {
+	local rt=$1
+	work=$(mktemp -d "/tmp/$2.XXXXXX")
+	cat >"$work/containers.conf" <<CONF
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "$work/events.log"
+runtime = "keel"
+[engine.runtimes]
+keel = ["$rt"]
+CONF
+	cat >"$work/storage.conf" <<CONF
+[storage]
+driver = "vfs"
+graphroot = "$work/root"
+runroot = "$work/runroot"
+CONF
+	P=$work/podman
+	printf '#!/bin/sh\nCONTAINERS_CONF=%s CONTAINERS_STORAGE_CONF=%s exec podman --tmpdir %s "$@"\n' \
+		"$work/containers.conf" "$work/storage.conf" "$work/tmp" >"$P"
+	chmod +x "$P"
+	cgroups_note libpod_parent
+	paths_note /var/lib/containers /run/containers /run/libpod "/run/$(basename "$rt")"
+	trap podman_down EXIT
+}
+podman_down() {
+	for c in $("$P" ps -aq 2>/dev/null); do "$P" rm -f -t 0 "$c" >/dev/null 2>&1; done
+	# podman leaves no daemon; conmon processes end with their containers.
+	for p in $(pgrep -f "conmon .*$work" 2>/dev/null); do stop_pid "$p"; done
+	unmount_under "$work"
+	rm -rf "$work"
+	cgroups_clean
+	paths_clean
+}
+
+# keel_build_fixture KEEL_BIN_DIR STORE: the shared busybox fixture built
+# by keel-build into STORE as bbapp:latest (base from Debian's busybox-static,
+# cached under ~/.cache/keel/bases).
+keel_build_fixture() {
+	local bases=${XDG_CACHE_HOME:-$HOME/.cache}/keel/bases
+	"$here/../../scripts/base-rootfs.sh" busybox "$bases/busybox" 2>/dev/null
+	"$1/keel-build" --root "$2" import "$bases/busybox" local/busybox:latest >/dev/null &&
+		"$1/keel-build" --root "$2" build -q --runtime "$1/keel-runtime" -t bbapp \
+			"$here/../../../shared/fixtures/busybox-app" >/dev/null
+}
+
 summary() {
 	echo "$passed passed, $failed failed"
 	[ "$failed" -eq 0 ]

@@ -9,38 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 rt=$(realpath "$1")
 need_debs podman conmon busybox-static tmux
 
-work=$(mktemp -d /tmp/keel-podman.XXXXXX)
-cat >"$work/containers.conf" <<CONF
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "$work/events.log"
-runtime = "keel"
-[engine.runtimes]
-keel = ["$rt"]
-CONF
-cat >"$work/storage.conf" <<CONF
-[storage]
-driver = "vfs"
-graphroot = "$work/root"
-runroot = "$work/runroot"
-CONF
-P=$work/podman
-printf '#!/bin/sh\nCONTAINERS_CONF=%s CONTAINERS_STORAGE_CONF=%s exec podman --tmpdir %s "$@"\n' \
-	"$work/containers.conf" "$work/storage.conf" "$work/tmp" >"$P"
-chmod +x "$P"
-cgroups_note libpod_parent
-paths_note /var/lib/containers /run/containers /run/libpod "/run/$(basename "$rt")"
-cleanup() {
-	for c in $("$P" ps -aq 2>/dev/null); do "$P" rm -f -t 0 "$c" >/dev/null 2>&1; done
-	# podman leaves no daemon; conmon processes end with their containers.
-	for p in $(pgrep -f "conmon .*$work" 2>/dev/null); do stop_pid "$p"; done
-	unmount_under "$work"
-	rm -rf "$work"
-	cgroups_clean
-	paths_clean
-}
-trap cleanup EXIT
+podman_up "$rt" keel-podman
 
 make_rootfs "$work/rootfs"
 tar -C "$work/rootfs" -c . | "$P" import - keel-test/busybox >/dev/null 2>"$work/import.err" ||

@@ -7,7 +7,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 rt=$(realpath "${1:?usage: run-all.sh RUNTIME}")
 status=0 total_p=0 total_f=0
 summaries=()
-for client in docker containerd podman; do
+for client in docker containerd podman build-docker build-podman; do
 	echo "=== $client"
 	out=$("$here/$client.sh" "$rt" 2>&1 | tee /dev/stderr)
 	last=$(printf '%s\n' "$out" | tail -n 1)

@@ -40,8 +40,11 @@ pub struct ImageSummary {
 
 /// `busybox` -> `busybox:latest`, `local/busybox` -> `local/busybox:latest`; the first path
 /// component may be a registry host (`localhost:5000/x`). There is no default registry:
-/// names are kept as given, only the tag is added. `name@digest` is refused: a tag cannot
-/// pin a digest here (resolve the digest itself instead).
+/// names are kept as given, only the tag is added, except that Docker Hub's implicit
+/// prefixes are dropped as docker shows names (`docker.io/library/busybox` and
+/// `docker.io/busybox` are `busybox`), so images from `docker save` and skopeo's
+/// `docker-archive:` keep the names docker users know. `name@digest` is refused: a tag
+/// cannot pin a digest here (resolve the digest itself instead).
 pub fn normalize_name(s: &str) -> Result<String> {
     let bad = |reason: &str| StoreError::InvalidName {
         name: s.to_string(),
@@ -55,6 +58,12 @@ pub fn normalize_name(s: &str) -> Result<String> {
             "digest references (name@sha256:...) are not image names; use the digest alone",
         ));
     }
+    let s = s
+        .strip_prefix("docker.io/library/")
+        .or_else(|| s.strip_prefix("docker.io/"))
+        .or_else(|| s.strip_prefix("index.docker.io/library/"))
+        .or_else(|| s.strip_prefix("index.docker.io/"))
+        .unwrap_or(s);
     let last_slash = s.rfind('/').map_or(0, |i| i + 1);
     let (name, tag) = match s[last_slash..].rfind(':') {
         Some(i) => (&s[..last_slash + i], &s[last_slash + i + 1..]),
@@ -510,6 +519,8 @@ mod tests {
     fn normalizes_names() {
         for (input, want) in [
             ("busybox", "busybox:latest"),
+            ("docker.io/library/busybox", "busybox:latest"),
+            ("docker.io/skopeo/bbapp:v2", "skopeo/bbapp:v2"),
             ("local/busybox", "local/busybox:latest"),
             ("local/python:3", "local/python:3"),
             ("localhost:5000/a/b", "localhost:5000/a/b:latest"),
