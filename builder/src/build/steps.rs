@@ -509,6 +509,15 @@ impl Build<'_> {
             }
         };
         let selected = select(&src_root, &sources)?;
+        // Docker counts sources after wildcard expansion too: `COPY *.txt
+        // /dst` with two matches is the same error as two named sources.
+        if selected.len() > 1 && !dir_like {
+            return Err(StepError::Invalid(format!(
+                "When using {keyword} with more than one source file, the destination must be a directory and end with a / ({} matched {} files)",
+                sources.join(" "),
+                selected.len()
+            )));
+        }
         let content = digest_selection(&src_root, &selected)?;
         let created_by = format!(
             "{keyword} {}{}{}{} {}",
