@@ -300,7 +300,8 @@ impl Build<'_> {
         let shown = if run.heredocs.is_empty() {
             format!("RUN {}", display_args(&args, &run.command))
         } else {
-            format!("RUN {}", ins.text)
+            // `ins.text` already starts with the keyword.
+            ins.text.clone()
         };
         let key = step_key(
             &state.key,
