@@ -71,6 +71,22 @@ EOF
         out,
         "script line one\nwho=world\nwho=world\nwho=$WHO\ncolor=blue who=world\ncolor=${COLOR} who=$WHO\n"
     );
+    let history = env.inspect("heredoc")["History"].clone();
+    let runs: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["created_by"].as_str())
+        .filter(|c| c.starts_with("RUN"))
+        .collect();
+    assert_eq!(
+        runs,
+        [
+            "RUN <<EOF",
+            "RUN cat <<EOF > /shell.out",
+            "RUN cat <<'EOF' > /shell-quoted.out"
+        ]
+    );
 }
 
 #[test]
@@ -573,13 +589,34 @@ fn a_hundred_and_twenty_layers_build_bundle_and_are_all_visible() {
     let ctx = env.context(&[("Dockerfile", &dockerfile)]);
     env.build_ok(&ctx, &["-t", "many"]);
     assert_eq!(strings(&env.inspect("many")["RootFS"]["Layers"]).len(), 121);
-    let out = env.run(
+    // keel-build mounts bundles in our namespace: the overlay is visible here.
+    let bundle = env.bundle(
         "many",
+        false,
         &[
             "sh",
             "-c",
             "n=0; for i in $(seq 1 120); do [ \"$(cat /f$i)\" = $i ] && n=$((n+1)); done; echo $n",
         ],
     );
-    assert_eq!(out, "120\n");
+    let rootfs = bundle.dir.join("rootfs");
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let line = mountinfo
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(rootfs.to_str().unwrap()))
+        .unwrap_or_else(|| panic!("{} is not a mount point", rootfs.display()));
+    // The kernel shows `lowerdir=a:b:...` or, for mounts made with
+    // fsconfig, one `lowerdir+=` option per layer.
+    let options = line.split(' ').flat_map(|f| f.split(','));
+    let lower: usize = options
+        .map(|o| {
+            if let Some(list) = o.strip_prefix("lowerdir=") {
+                list.split(':').count()
+            } else {
+                usize::from(o.starts_with("lowerdir+="))
+            }
+        })
+        .sum();
+    assert_eq!(lower, 121, "{line}");
+    assert_eq!(env.run_in(&bundle), "120\n");
 }

@@ -54,6 +54,8 @@ fn busybox_tree() -> &'static Path {
     })
 }
 
+static RUNS: AtomicUsize = AtomicUsize::new(0);
+
 pub struct Env {
     pub tmp: TempDir,
     pub store: PathBuf,
@@ -160,7 +162,13 @@ impl Env {
     }
 
     fn run_bundle(&self, image: &str, copy: bool, cmd: &[&str]) -> String {
-        static RUNS: AtomicUsize = AtomicUsize::new(0);
+        let bundle = self.bundle(image, copy, cmd);
+        self.run_in(&bundle)
+    }
+
+    /// A bundle of `image` (with `cmd` instead of its own, if not empty),
+    /// unbundled when the returned guard goes.
+    pub fn bundle(&self, image: &str, copy: bool, cmd: &[&str]) -> Bundle {
         let n = RUNS.fetch_add(1, Ordering::SeqCst);
         let bundle = Bundle {
             dir: self.tmp.path().join(format!("bundle{n}")),
@@ -176,6 +184,12 @@ impl Env {
         }
         let out = self.kb(&args);
         assert!(out.status.success(), "bundle {image}: {}", stderr(&out));
+        bundle
+    }
+
+    /// Runs a bundle's process attached; its stdout.
+    pub fn run_in(&self, bundle: &Bundle) -> String {
+        let n = RUNS.fetch_add(1, Ordering::SeqCst);
         let container = Container {
             root: self.tmp.path().join("runtime"),
             id: format!("keel-test-features-{}-{n}", std::process::id()),
@@ -190,12 +204,11 @@ impl Env {
             .expect("running keel-runtime");
         assert!(
             out.status.success(),
-            "keel-runtime run {image} {cmd:?}: {}\n{}",
+            "keel-runtime run {}: {}\n{}",
+            bundle.dir.display(),
             out.status,
             stderr(&out)
         );
-        drop(container);
-        drop(bundle);
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -232,8 +245,8 @@ pub fn stderr(out: &Output) -> String {
 
 /// Unbundles on drop, failed test or not; a mount that survives that is
 /// detached so the temp dir's removal never reaches into the layers.
-struct Bundle {
-    dir: PathBuf,
+pub struct Bundle {
+    pub dir: PathBuf,
 }
 
 impl Drop for Bundle {
