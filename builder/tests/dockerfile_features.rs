@@ -396,6 +396,10 @@ FROM broken AS last
     )]);
     let log = env.build_ok(&ctx, &["-t", "final", "--target", "final"]);
     assert!(
+        !log.contains("[broken "),
+        "the unneeded stage was built:\n{log}"
+    );
+    assert!(
         !log.contains("broken-ran"),
         "the unneeded stage ran:\n{log}"
     );
@@ -432,6 +436,8 @@ fn copy_sources_destinations_ownership_and_modes() {
                 r#"FROM local/busybox:latest
 COPY *.txt /globs/
 COPY dir /contents/
+COPY dir /contents2
+COPY a.txt /tmp
 COPY a.txt /noslash
 COPY a.txt /withslash/
 COPY a.txt b.txt /multi/
@@ -456,7 +462,8 @@ COPY arch.tar.gz /packed/
         &[
             "sh",
             "-c",
-            "cd / && find globs contents withslash multi unpacked packed | sort; \
+            "cd / && find globs contents contents2 withslash multi unpacked packed | sort; \
+             ls /tmp; \
              test -f /noslash && cat /noslash; \
              stat -c '%n %U:%G %a' /owned /private /ownedtree/one /ownedtree/sub/two",
         ],
@@ -464,11 +471,13 @@ COPY arch.tar.gz /packed/
     assert_eq!(
         out,
         "contents\ncontents/one\ncontents/sub\ncontents/sub/two\n\
+         contents2\ncontents2/one\ncontents2/sub\ncontents2/sub/two\n\
          globs\nglobs/a.txt\nglobs/b.txt\n\
          multi\nmulti/a.txt\nmulti/b.txt\n\
          packed\npacked/arch.tar.gz\n\
          unpacked\nunpacked/sub\nunpacked/sub/deep.txt\nunpacked/top.txt\n\
          withslash\nwithslash/a.txt\n\
+         a.txt\n\
          a\n\
          /owned app:app 644\n/private root:root 600\n\
          /ownedtree/one app:app 640\n/ownedtree/sub/two app:app 640\n"

@@ -13,19 +13,37 @@ use tempfile::TempDir;
 
 pub type Files<'a> = &'a [(&'a str, &'a str)];
 
-fn keel_build() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_keel-build"))
+/// The binaries run from copies taken when the test process starts (in
+/// cargo's tmp dir for tests, renamed into place so a running copy is
+/// never overwritten): in a target dir shared between worktrees, another
+/// `cargo build` replaces the originals at any time.
+fn snapshot(cell: &'static OnceLock<PathBuf>, built: PathBuf) -> &'static Path {
+    cell.get_or_init(|| {
+        let name = built.file_name().expect("binary name").to_string_lossy();
+        assert!(
+            built.is_file(),
+            "{} is missing: run `cargo build -p keel-runtime` first",
+            built.display()
+        );
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let p = dir.join(format!("{name}-features"));
+        let partial = dir.join(format!("{name}-features.{}", std::process::id()));
+        fs::copy(&built, &partial).expect("copying a binary");
+        fs::rename(&partial, &p).expect("renaming a binary copy");
+        p
+    })
+}
+
+fn keel_build() -> &'static Path {
+    static COPY: OnceLock<PathBuf> = OnceLock::new();
+    snapshot(&COPY, PathBuf::from(env!("CARGO_BIN_EXE_keel-build")))
 }
 
 /// keel-runtime is another package's binary: cargo puts it beside ours.
-fn keel_runtime() -> PathBuf {
-    let p = keel_build().with_file_name("keel-runtime");
-    assert!(
-        p.is_file(),
-        "{} is missing: run `cargo build -p keel-runtime` first",
-        p.display()
-    );
-    p
+fn keel_runtime() -> &'static Path {
+    static COPY: OnceLock<PathBuf> = OnceLock::new();
+    let built = Path::new(env!("CARGO_BIN_EXE_keel-build")).with_file_name("keel-runtime");
+    snapshot(&COPY, built)
 }
 
 /// The busybox base tree, made once per test process (the script is a
