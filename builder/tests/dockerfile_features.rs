@@ -285,6 +285,7 @@ HEALTHCHECK --interval=5s --timeout=3s --start-period=1s --retries=4 CMD test -f
 USER app
 ONBUILD RUN echo "triggered as $(id -un)" > /tmp/onbuild
 ONBUILD ENV FROM_ONBUILD=yes
+ONBUILD COPY a.txt /from-child-context
 "#,
     )]);
     env.build_ok(&ctx, &["-t", "meta"]);
@@ -316,16 +317,20 @@ ONBUILD ENV FROM_ONBUILD=yes
         strings(&c["OnBuild"]),
         [
             "RUN echo \"triggered as $(id -un)\" > /tmp/onbuild",
-            "ENV FROM_ONBUILD=yes"
+            "ENV FROM_ONBUILD=yes",
+            "COPY a.txt /from-child-context"
         ]
     );
     // No trigger runs in the image that declares it.
     assert_eq!(env_value(c, "FROM_ONBUILD"), None);
 
-    let ctx = env.context(&[(
-        "Dockerfile",
-        "FROM meta\nHEALTHCHECK NONE\nRUN cat /tmp/onbuild > /tmp/seen\n",
-    )]);
+    let ctx = env.context(&[
+        (
+            "Dockerfile",
+            "FROM meta\nHEALTHCHECK NONE\nRUN cat /tmp/onbuild /from-child-context > /tmp/seen\n",
+        ),
+        ("a.txt", "child's context\n"),
+    ]);
     env.build_ok(&ctx, &["-t", "meta-child"]);
     let c = env.config("meta-child");
     assert!(
@@ -337,7 +342,7 @@ ONBUILD ENV FROM_ONBUILD=yes
     assert_eq!(c["Healthcheck"], serde_json::json!({"Test": ["NONE"]}));
     assert_eq!(
         env.run("meta-child", &["cat", "/tmp/seen"]),
-        "triggered as app\n"
+        "triggered as app\nchild's context\n"
     );
     assert_eq!(env.run("meta-child", &["id", "-un"]), "app\n");
 
