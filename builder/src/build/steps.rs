@@ -300,7 +300,8 @@ impl Build<'_> {
         let shown = if run.heredocs.is_empty() {
             format!("RUN {}", display_args(&args, &run.command))
         } else {
-            format!("RUN {}", ins.text)
+            // `ins.text` already starts with the keyword.
+            ins.text.clone()
         };
         let key = step_key(
             &state.key,
@@ -509,6 +510,15 @@ impl Build<'_> {
             }
         };
         let selected = select(&src_root, &sources)?;
+        // Docker counts sources after wildcard expansion too: `COPY *.txt
+        // /dst` with two matches is the same error as two named sources.
+        if selected.len() > 1 && !dir_like {
+            return Err(StepError::Invalid(format!(
+                "When using {keyword} with more than one source file, the destination must be a directory and end with a / ({} matched {} files)",
+                sources.join(" "),
+                selected.len()
+            )));
+        }
         let content = digest_selection(&src_root, &selected)?;
         let created_by = format!(
             "{keyword} {}{}{}{} {}",
