@@ -129,10 +129,10 @@ impl Build<'_> {
                 let mut out = Vec::new();
                 for p in ports {
                     let p = self.expand(s, p)?;
-                    let p = if p.contains('/') {
-                        p
-                    } else {
-                        format!("{p}/tcp")
+                    // Docker's port specs: the protocol defaults to tcp and is lowercased.
+                    let p = match p.split_once('/') {
+                        Some((port, proto)) => format!("{port}/{}", proto.to_ascii_lowercase()),
+                        None => format!("{p}/tcp"),
                     };
                     out.push(p.clone());
                     s.config.config.exposed_ports.insert(p, Empty {});
