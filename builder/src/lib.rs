@@ -8,6 +8,7 @@ pub mod build;
 pub mod bundle;
 pub mod cache;
 pub mod context;
+pub mod defaults;
 pub mod digest;
 pub mod dockerfile;
 pub mod exec;

@@ -25,7 +25,7 @@ use super::{resolve_user, BundleError};
 pub const VOLUMES_DIR: &str = "volumes";
 
 /// Docker's PATH for images that set none.
-const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+use crate::defaults::{DEFAULT_PATH, DOCKER_CAPABILITIES, MASKED_PATHS, READONLY_PATHS};
 
 const ANNOTATION_OS: &str = "org.opencontainers.image.os";
 const ANNOTATION_ARCH: &str = "org.opencontainers.image.architecture";
@@ -309,22 +309,10 @@ fn annotations(config: &ImageConfiguration) -> HashMap<String, String> {
 }
 
 fn docker_default_capabilities() -> Vec<Capability> {
-    vec![
-        Capability::Chown,
-        Capability::DacOverride,
-        Capability::Fsetid,
-        Capability::Fowner,
-        Capability::Mknod,
-        Capability::NetRaw,
-        Capability::Setgid,
-        Capability::Setuid,
-        Capability::Setfcap,
-        Capability::Setpcap,
-        Capability::NetBindService,
-        Capability::SysChroot,
-        Capability::Kill,
-        Capability::AuditWrite,
-    ]
+    DOCKER_CAPABILITIES
+        .iter()
+        .filter_map(|c| serde_json::from_value::<Capability>(serde_json::Value::from(*c)).ok())
+        .collect()
 }
 
 fn mount(
@@ -466,26 +454,8 @@ fn default_linux(network: Network) -> Result<oci_spec::runtime::Linux, BundleErr
                 .build()
                 .map_err(spec_err("linux.resources"))?,
         )
-        .masked_paths(strings(&[
-            "/proc/acpi",
-            "/proc/asound",
-            "/proc/kcore",
-            "/proc/keys",
-            "/proc/latency_stats",
-            "/proc/timer_list",
-            "/proc/timer_stats",
-            "/proc/sched_debug",
-            "/proc/scsi",
-            "/sys/firmware",
-            "/sys/devices/virtual/powercap",
-        ]))
-        .readonly_paths(strings(&[
-            "/proc/bus",
-            "/proc/fs",
-            "/proc/irq",
-            "/proc/sys",
-            "/proc/sysrq-trigger",
-        ]))
+        .masked_paths(strings(&MASKED_PATHS))
+        .readonly_paths(strings(&READONLY_PATHS))
         .build()
         .map_err(spec_err("linux"))
 }

@@ -8,49 +8,7 @@ use serde_json::{json, Value};
 use super::rootfs::HostFile;
 use super::{Network, RunSpec};
 
-/// Docker's default capability set (moby's `DefaultCapabilities`), which
-/// builds get too: enough for package managers to chown, setuid and mknod.
-pub(crate) const DOCKER_CAPABILITIES: [&str; 14] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
-
-/// Docker's PATH for a container whose image sets none.
-pub(crate) const DEFAULT_PATH: &str =
-    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-const MASKED_PATHS: [&str; 9] = [
-    "/proc/acpi",
-    "/proc/asound",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/sys/firmware",
-];
-
-const READONLY_PATHS: [&str; 6] = [
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-    "/proc/scsi",
-];
+use crate::defaults::{DEFAULT_PATH, DOCKER_CAPABILITIES, MASKED_PATHS, READONLY_PATHS};
 
 pub(crate) fn config(step: &RunSpec, rootfs: &Path, binds: &[HostFile]) -> Value {
     let mut env = step.env.clone();

@@ -207,7 +207,10 @@ fn env_uid_and_groups() {
         let (r, out) = sb.run(&step);
         assert_eq!(r.unwrap(), 0, "{}: {out}", binary.display());
         let lines: Vec<_> = out.lines().collect();
-        assert_eq!(lines[0], format!("hello {}", &spec::DEFAULT_PATH[5..]));
+        assert_eq!(
+            lines[0],
+            format!("hello {}", &crate::defaults::DEFAULT_PATH[5..])
+        );
         assert_eq!(lines[1], "1000");
         assert_eq!(lines[2], "1001");
         assert_eq!(lines[3], "1001 1002");
