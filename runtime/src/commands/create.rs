@@ -43,7 +43,9 @@ impl Drop for StateDirGuard {
         }
         for dir in &self.dirs {
             if dir.exists() {
-                if let Err(e) = std::fs::remove_dir_all(dir) {
+                // A reader or `kill` that does not wait for the lock may
+                // still be writing into it (see `delete::remove_state_dir`).
+                if let Err(e) = super::delete::remove_state_dir(dir) {
                     tracing::warn!("removing {}: {e}", dir.display());
                 }
             }

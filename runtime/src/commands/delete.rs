@@ -101,7 +101,7 @@ pub(crate) fn delete_loaded(c: &mut Container, force: bool, lock: StateLock) -> 
 
 /// `remove_dir_all`, tried a few times while a writer that ignores the lock
 /// keeps putting files back; a directory already gone counts as removed.
-fn remove_state_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn remove_state_dir(dir: &Path) -> std::io::Result<()> {
     let mut attempt = 0;
     loop {
         match std::fs::remove_dir_all(dir) {
