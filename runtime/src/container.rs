@@ -8,6 +8,7 @@ use libcontainer::container::{Container, ContainerStatus};
 use serde::Serialize;
 
 use crate::error::{Result, RuntimeError};
+use crate::state_lock::{Access, StateLock};
 
 /// Options every command shares (runc's global flags).
 #[derive(Debug, Clone)]
@@ -52,15 +53,34 @@ pub fn validate_id(id: &str) -> Result<()> {
     }
 }
 
-/// Loads a container's state and refreshes its status from the kernel.
+/// Loads a container's state and refreshes its status from the kernel, for
+/// reading: the directory is locked shared only while it is read.
 pub fn load(opts: &GlobalOpts, id: &str) -> Result<Container> {
     validate_id(id)?;
     let dir = opts.container_dir(id);
+    let _lock = StateLock::acquire(&dir, id, Access::Read)?;
+    read_state(dir, id)
+}
+
+/// Loads a container that the caller is about to change (signal, start,
+/// pause, delete): the state directory stays locked exclusively for as long
+/// as the returned lock lives, so nothing else rewrites or removes it
+/// meanwhile.
+pub fn load_for_change(opts: &GlobalOpts, id: &str) -> Result<(Container, StateLock)> {
+    validate_id(id)?;
+    let dir = opts.container_dir(id);
+    let lock = StateLock::acquire(&dir, id, Access::Write)?;
+    Ok((read_state(dir, id)?, lock))
+}
+
+fn read_state(dir: PathBuf, id: &str) -> Result<Container> {
     if !dir.join("state.json").exists() {
         return Err(RuntimeError::NotExist(id.to_string()));
     }
-    // libcontainer rewrites state.json in place (truncate, then write), so a
-    // reader racing a create/start/delete can see it empty: read again.
+    // Every later rewrite of state.json happens under the exclusive lock, but
+    // libcontainer's own two during create (status creating, then created)
+    // cannot: they truncate, then write, so a reader racing a create can see
+    // the file empty. Read again.
     let mut attempt = 0;
     let mut c = loop {
         match Container::load(dir.clone()) {

@@ -13,6 +13,7 @@ pub mod log;
 pub mod seccomp;
 pub mod signal;
 pub mod spec;
+pub mod state_lock;
 
 pub use container::GlobalOpts;
 pub use error::{Result, RuntimeError};

@@ -15,6 +15,7 @@ use crate::error::{Result, RuntimeError};
 use crate::executor::KeelExecutor;
 use crate::seccomp::privilege::{self, CapsAfterSeccomp};
 use crate::spec::{load_bundle_config, CONFIG_FILE};
+use crate::state_lock::{Access, StateLock};
 
 #[derive(Debug, Clone, Default)]
 pub struct CreateOpts {
@@ -42,7 +43,9 @@ impl Drop for StateDirGuard {
         }
         for dir in &self.dirs {
             if dir.exists() {
-                if let Err(e) = std::fs::remove_dir_all(dir) {
+                // A reader or `kill` that does not wait for the lock may
+                // still be writing into it (see `delete::remove_state_dir`).
+                if let Err(e) = super::delete::remove_state_dir(dir) {
                     tracing::warn!("removing {}: {e}", dir.display());
                 }
             }
@@ -168,13 +171,22 @@ pub(crate) fn build(g: &GlobalOpts, o: &CreateOpts, detached: bool) -> Result<Co
                 // The state names the user's bundle, not the private copy.
                 c.state.bundle = bundle.clone();
             }
+            // The container is visible to other processes from here on:
+            // rewrite its state and config under the lock.
+            let lock = match StateLock::acquire(&c.root, &o.id, Access::Write) {
+                Ok(lock) => lock,
+                Err(e) => {
+                    let _ = super::delete::delete_own(&mut c, true);
+                    return Err(e);
+                }
+            };
             let finish = c
                 .save()
                 .map_err(|e| RuntimeError::container(format!("saving state of {}", o.id), e))
                 .and_then(|_| crate::hooks::take_late_hooks(&c))
                 .and_then(|_| disable_oom_killer(&c, &spec));
             if let Err(e) = finish {
-                let _ = super::delete::delete_loaded(&mut c, true);
+                let _ = super::delete::delete_loaded(&mut c, true, lock);
                 return Err(e);
             }
             Ok(c)

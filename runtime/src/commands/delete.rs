@@ -1,15 +1,20 @@
 //! `delete`: remove a stopped (or, with `--force`, any) container and
 //! everything it holds: processes, cgroup, state directory; poststop hooks run.
 
-use libcontainer::container::{Container, ContainerStatus};
+use std::path::Path;
+use std::time::Duration;
 
-use crate::container::{load, validate_id, GlobalOpts};
+use libcontainer::container::{Container, ContainerStatus};
+use libcontainer::error::LibcontainerError;
+
+use crate::container::{load_for_change, validate_id, GlobalOpts};
 use crate::error::{Result, RuntimeError};
+use crate::state_lock::{Access, StateLock};
 
 pub fn delete(g: &GlobalOpts, id: &str, force: bool) -> Result<()> {
     validate_id(id)?;
-    let mut c = match load(g, id) {
-        Ok(c) => c,
+    let (mut c, lock) = match load_for_change(g, id) {
+        Ok(loaded) => loaded,
         Err(RuntimeError::NotExist(_)) if force => {
             // runc: a forced delete of what is already gone succeeds, but
             // a directory left by a crashed create is still removed.
@@ -37,15 +42,51 @@ pub fn delete(g: &GlobalOpts, id: &str, force: bool) -> Result<()> {
             status: c.status(),
         });
     }
-    delete_loaded(&mut c, force)
+    delete_loaded(&mut c, force, lock)
 }
 
-/// Deletes a loaded container, then runs its poststop hooks (ours to run:
-/// see `crate::hooks`; they are read before the state directory goes).
-pub(crate) fn delete_loaded(c: &mut Container, force: bool) -> Result<()> {
+/// Deletes a container this process created (`run`, or a `create` that
+/// failed half-way), taking its lock first. One that another process has
+/// deleted meanwhile (a client's `delete --force`) is simply gone.
+pub(crate) fn delete_own(c: &mut Container, force: bool) -> Result<()> {
+    match StateLock::acquire(&c.root, c.id(), Access::Write) {
+        Ok(lock) => delete_loaded(c, force, lock),
+        Err(RuntimeError::NotExist(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Deletes a loaded container whose state directory `lock` holds, then
+/// releases it and runs the poststop hooks (ours to run: see
+/// `crate::hooks`; they are read before the state directory goes, and run
+/// unlocked since a hook may well ask for the container's state).
+pub(crate) fn delete_loaded(c: &mut Container, force: bool, lock: StateLock) -> Result<()> {
     let late = crate::hooks::load(c);
-    c.delete(force)
-        .map_err(|e| RuntimeError::container(format!("deleting container {}", c.id()), e))?;
+    match c.delete(force) {
+        Ok(()) => {}
+        Err(LibcontainerError::OtherIO(e)) if e.raw_os_error() == Some(libc::ENOTEMPTY) => {
+            // The cgroup and processes are gone by now; what is left is the
+            // directory, into which something that does not take the lock
+            // wrote after libcontainer emptied it (exec's sockets, or a
+            // runtime binary from before the lock). Empty it again.
+            remove_state_dir(&c.root).map_err(|e| {
+                RuntimeError::io(
+                    format!(
+                        "deleting container {}: removing {}",
+                        c.id(),
+                        c.root.display()
+                    ),
+                    e,
+                )
+            })?;
+        }
+        Err(e) => {
+            return Err(RuntimeError::container(
+                format!("deleting container {}", c.id()),
+                e,
+            ))
+        }
+    }
     if let Some(root) = c.root.parent() {
         let private = super::create::private_bundle_dir(root, c.id());
         if private.is_dir() {
@@ -53,6 +94,58 @@ pub(crate) fn delete_loaded(c: &mut Container, force: bool) -> Result<()> {
                 .map_err(|e| RuntimeError::io(format!("removing {}", private.display()), e))?;
         }
     }
+    drop(lock);
     crate::hooks::run_each("poststop", &late.poststop, c, None);
     Ok(())
+}
+
+/// `remove_dir_all`, tried a few times while a writer that ignores the lock
+/// keeps putting files back; a directory already gone counts as removed.
+pub(crate) fn remove_state_dir(dir: &Path) -> std::io::Result<()> {
+    let mut attempt = 0;
+    loop {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) && attempt < 20 => {
+                attempt += 1;
+                tracing::debug!("removing {}: {e}; again", dir.display());
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_dir_removal_tolerates_a_missing_directory() {
+        let d = tempfile::tempdir().unwrap();
+        remove_state_dir(&d.path().join("gone")).unwrap();
+    }
+
+    #[test]
+    fn state_dir_removal_outlasts_a_concurrent_writer() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("c");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("state.json"), "{}").unwrap();
+        // A writer recreating state.json for a while, as libcontainer's save
+        // does (O_CREAT|O_TRUNC), until the directory is gone.
+        let path = dir.clone();
+        let writer = std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            while start.elapsed() < Duration::from_millis(30) {
+                if std::fs::write(path.join("state.json"), "{}").is_err() {
+                    return;
+                }
+            }
+        });
+        remove_state_dir(&dir).unwrap();
+        writer.join().unwrap();
+        assert!(!dir.exists());
+    }
 }

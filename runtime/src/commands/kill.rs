@@ -5,12 +5,15 @@ use libcgroups::common::CgroupManager;
 use libcontainer::container::ContainerStatus;
 use nix::sys::signal::Signal;
 
-use crate::container::{load, GlobalOpts};
+use crate::container::{load_for_change, GlobalOpts};
 use crate::error::{Result, RuntimeError};
 
 pub fn kill(g: &GlobalOpts, id: &str, signal: &str, all: bool) -> Result<()> {
     let signo = crate::signal::parse(signal)?;
-    let mut c = load(g, id)?;
+    // Locked until the end: libcontainer rewrites state.json after the
+    // signal, by which time the container may have died and its foreground
+    // `run` be deleting it.
+    let (mut c, _lock) = load_for_change(g, id)?;
     if matches!(
         c.status(),
         ContainerStatus::Stopped | ContainerStatus::Creating

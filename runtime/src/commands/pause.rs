@@ -1,10 +1,10 @@
 //! `pause` and `resume`: freeze and thaw every process of the container.
 
-use crate::container::{load, GlobalOpts};
+use crate::container::{load_for_change, GlobalOpts};
 use crate::error::{Result, RuntimeError};
 
 pub fn pause(g: &GlobalOpts, id: &str) -> Result<()> {
-    let mut c = load(g, id)?;
+    let (mut c, _lock) = load_for_change(g, id)?;
     if !c.can_pause() {
         return Err(RuntimeError::WrongStatus {
             id: id.to_string(),
@@ -17,7 +17,7 @@ pub fn pause(g: &GlobalOpts, id: &str) -> Result<()> {
 }
 
 pub fn resume(g: &GlobalOpts, id: &str) -> Result<()> {
-    let mut c = load(g, id)?;
+    let (mut c, _lock) = load_for_change(g, id)?;
     if !c.can_resume() {
         return Err(RuntimeError::WrongStatus {
             id: id.to_string(),

@@ -8,8 +8,9 @@ use crate::foreground;
 use crate::spec::load_bundle_config;
 
 use super::create::{build, CreateOpts};
-use super::delete::delete_loaded;
+use super::delete::delete_own;
 use super::start::start_created;
+use crate::state_lock::{Access, StateLock};
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOpts {
@@ -22,10 +23,10 @@ pub struct RunOpts {
 pub fn run(g: &GlobalOpts, o: &RunOpts) -> Result<i32> {
     if o.detach {
         let mut c = build(g, &o.create, true)?;
-        return match start_created(&mut c) {
+        return match start_own(&mut c) {
             Ok(()) => Ok(0),
             Err(e) => {
-                let _ = delete_loaded(&mut c, true);
+                let _ = delete_own(&mut c, true);
                 Err(e)
             }
         };
@@ -55,15 +56,15 @@ pub fn run(g: &GlobalOpts, o: &RunOpts) -> Result<i32> {
         Some(l) => match l.receive_master() {
             Ok(m) => Some(m),
             Err(e) => {
-                let _ = delete_loaded(&mut c, true);
+                let _ = delete_own(&mut c, true);
                 return Err(e);
             }
         },
         None => None,
     };
     drop(own_console);
-    if let Err(e) = start_created(&mut c) {
-        let _ = delete_loaded(&mut c, true);
+    if let Err(e) = start_own(&mut c) {
+        let _ = delete_own(&mut c, true);
         return Err(e);
     }
     let mut sfd = foreground::block_signals()?;
@@ -72,7 +73,16 @@ pub fn run(g: &GlobalOpts, o: &RunOpts) -> Result<i32> {
         .ok_or_else(|| RuntimeError::Invalid(format!("container {} has no pid", o.create.id)))?;
     let code = foreground::wait(pid, &mut sfd, pty)?;
     if !o.keep {
-        delete_loaded(&mut c, true)?;
+        // Under the lock: a concurrent `kill` (the one that ended the
+        // container, typically) rewrites state.json until it returns.
+        delete_own(&mut c, true)?;
     }
     Ok(code)
+}
+
+/// Starts the container this `run` has just created (another process may
+/// have deleted it since, or be signalling it).
+fn start_own(c: &mut libcontainer::container::Container) -> Result<()> {
+    let lock = StateLock::acquire(&c.root, c.id(), Access::Write)?;
+    start_created(c, lock)
 }

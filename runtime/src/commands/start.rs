@@ -5,13 +5,14 @@ use std::time::{Duration, Instant};
 
 use libcontainer::container::{Container, ContainerStatus};
 
-use crate::container::{load, GlobalOpts};
+use crate::container::{load_for_change, GlobalOpts};
 use crate::error::{Result, RuntimeError};
+use crate::state_lock::StateLock;
 
 pub fn start(g: &GlobalOpts, id: &str) -> Result<()> {
-    let mut c = load(g, id)?;
+    let (mut c, lock) = load_for_change(g, id)?;
     match c.status() {
-        ContainerStatus::Created => start_created(&mut c),
+        ContainerStatus::Created => start_created(&mut c, lock),
         ContainerStatus::Running | ContainerStatus::Paused => {
             Err(RuntimeError::AlreadyRunning(id.to_string()))
         }
@@ -22,11 +23,13 @@ pub fn start(g: &GlobalOpts, id: &str) -> Result<()> {
     }
 }
 
-/// Starts a created container, then runs its poststart hooks (ours to run:
-/// see `crate::hooks`).
-pub(crate) fn start_created(c: &mut Container) -> Result<()> {
+/// Starts a created container whose state directory `lock` holds (start
+/// rewrites state.json), releases it, then runs its poststart hooks (ours to
+/// run: see `crate::hooks`) unlocked, since a hook may ask for the state.
+pub(crate) fn start_created(c: &mut Container, lock: StateLock) -> Result<()> {
     c.start()
         .map_err(|e| RuntimeError::container(format!("starting container {}", c.id()), e))?;
+    drop(lock);
     let late = crate::hooks::load(c);
     if late.poststart.is_empty() {
         return Ok(());
