@@ -7,6 +7,7 @@
 //! the overlay's upper dir into the new layer.
 
 mod error;
+pub mod guard;
 mod rootfs;
 mod stage;
 mod steps;

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use keel_builder::build::guard::spawn_guardian;
 use keel_builder::build::{build, BuildOptions};
 use keel_builder::exec::Network;
 use keel_builder::progress::{Mode, Progress};
@@ -25,6 +26,19 @@ pub fn enter_private_mount_namespace() -> Result<()> {
     )
     .context("making / a slave mount in keel-build's namespace")?;
     Ok(())
+}
+
+/// Forks the process that cleans up after this build if it is killed
+/// (`keel_builder::build::guard`). A build without one still works, only
+/// that cleanup is lost: so a failure is a warning.
+pub fn start_guardian(root: &Path, runtime: &Path) {
+    // A runtime that cannot be found fails the build in `run`, with the message.
+    let Ok(runtime) = find_runtime(runtime) else {
+        return;
+    };
+    if let Err(e) = spawn_guardian(root, &runtime) {
+        tracing::warn!("{e}; a killed build will leave its RUN containers behind");
+    }
 }
 
 extern "C" fn on_signal(_: libc::c_int) {
