@@ -62,6 +62,11 @@ fn handle_signals() -> Result<()> {
 /// `keel-runtime` on PATH, else beside this binary (a cargo target dir).
 fn find_runtime(given: &Path) -> Result<PathBuf> {
     if given.components().count() > 1 {
+        // Checked now, not at the first RUN: a build must not run its
+        // other steps only to fail there.
+        if !given.is_file() {
+            bail!("runtime {}: no such file", given.display());
+        }
         return Ok(given.to_path_buf());
     }
     if let Some(paths) = std::env::var_os("PATH") {
