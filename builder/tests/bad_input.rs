@@ -17,6 +17,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+use keel_builder::build::guard::clean_up_after;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -270,6 +271,18 @@ impl Env {
         );
         let o = self.keel().arg("check").output().unwrap();
         assert!(o.status.success(), "check: {}", text(&o));
+    }
+}
+
+impl Drop for Env {
+    /// A test that failed half way may have left a container running: what
+    /// the guardian would do, done again (it finds nothing after a pass).
+    fn drop(&mut self) {
+        for &b in &self.builders {
+            if !alive(b as i32) {
+                clean_up_after(b, &self.store, &self.runtime);
+            }
+        }
     }
 }
 
@@ -637,20 +650,28 @@ fn ctrl_c_during_run_stops_the_build_and_leaves_nothing() {
     env.assert_clean(&procs, Duration::from_secs(5));
 }
 
-// 5. kill -9.
-#[test]
-fn kill_9_during_run_leaves_nothing_once_the_guardian_is_done() {
-    let _serial = serial();
-    let mut env = Env::new();
-    let (mut child, procs, log) = start_sleeping_build(&mut env);
-    let builder = child.pid();
+/// The guardian among a build's processes: a fork of keel-build, so it has
+/// the same command line.
+fn guardian_of(builder: i32, procs: &[i32]) -> i32 {
     let guardians: Vec<i32> = procs
         .iter()
         .copied()
         .filter(|&p| p != builder && cmdline(p) == cmdline(builder))
         .collect();
-    assert_eq!(guardians.len(), 1, "no guardian among {procs:?}");
-    kill(Pid::from_raw(builder), Signal::SIGKILL).unwrap();
+    assert_eq!(guardians.len(), 1, "no single guardian among {procs:?}");
+    guardians[0]
+}
+
+/// kill -9 of keel-build alone, or of its whole process group (as a CI
+/// timeout does), during `RUN sleep 30`.
+fn kill_9_during_run(group: bool) {
+    let _serial = serial();
+    let mut env = Env::new();
+    let (mut child, procs, log) = start_sleeping_build(&mut env);
+    let builder = child.pid();
+    guardian_of(builder, &procs);
+    let target = if group { -builder } else { builder };
+    kill(Pid::from_raw(target), Signal::SIGKILL).unwrap();
     let status = child
         .wait_for(Duration::from_secs(5))
         .expect("killed keel-build not reaped");
@@ -681,6 +702,56 @@ fn kill_9_during_run_leaves_nothing_once_the_guardian_is_done() {
         "{out}"
     );
     env.assert_clean(&[], Duration::from_secs(5));
+}
+
+// 5. kill -9.
+#[test]
+fn kill_9_during_run_leaves_nothing_once_the_guardian_is_done() {
+    kill_9_during_run(false);
+}
+
+#[test]
+fn kill_9_of_the_process_group_leaves_nothing_either() {
+    kill_9_during_run(true);
+}
+
+// The checks see what a killed build leaves when nothing cleans up after
+// it, and clean_up_after, the guardian's work, removes all of it.
+#[test]
+fn without_its_guardian_a_killed_build_leaves_a_container() {
+    let _serial = serial();
+    let mut env = Env::new();
+    let (mut child, procs, _log) = start_sleeping_build(&mut env);
+    let builder = child.pid();
+    let guardian = guardian_of(builder, &procs);
+    kill(Pid::from_raw(guardian), Signal::SIGKILL).unwrap();
+    let start = Instant::now();
+    while alive(guardian) {
+        assert!(start.elapsed() < Duration::from_secs(5), "guardian alive");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    kill(Pid::from_raw(builder), Signal::SIGKILL).unwrap();
+    child
+        .wait_for(Duration::from_secs(5))
+        .expect("killed keel-build not reaped");
+    std::thread::sleep(Duration::from_millis(500));
+
+    let left = env.leftovers(&procs).join("\n");
+    for what in [
+        "mount: ",
+        "tmp entry: ",
+        "containers in ",
+        "naming the test dir",
+        "runtime client log",
+    ] {
+        assert!(left.contains(what), "no {what:?} in:\n{left}");
+    }
+
+    let done = clean_up_after(builder as u32, &env.store, &env.runtime);
+    // `RUN echo before` was container 1, the sleep is the one in flight.
+    assert_eq!(done.containers, vec![format!("keel-build-{builder}-2")]);
+    assert!(done.left.is_empty(), "{done:?}");
+    env.assert_clean(&procs, Duration::from_secs(5));
 }
 
 // 6. Two builds into one store at once.
