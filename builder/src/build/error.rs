@@ -13,6 +13,8 @@ use crate::store::StoreError;
 pub enum BuildError {
     #[error("build context {0}: not a directory")]
     ContextMissing(PathBuf),
+    #[error("build context {0}: does not exist")]
+    ContextNotFound(PathBuf),
     #[error(transparent)]
     Dockerfile(#[from] DockerfileError),
     #[error("build context {path}: {source}")]

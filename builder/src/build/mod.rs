@@ -7,6 +7,7 @@
 //! the overlay's upper dir into the new layer.
 
 mod error;
+pub mod guard;
 mod rootfs;
 mod stage;
 mod steps;
@@ -91,6 +92,9 @@ pub fn build(
         .dockerfile
         .clone()
         .unwrap_or_else(|| opts.context.join("Dockerfile"));
+    if !opts.context.exists() {
+        return Err(BuildError::ContextNotFound(opts.context.clone()));
+    }
     if !opts.context.is_dir() {
         return Err(BuildError::ContextMissing(opts.context.clone()));
     }

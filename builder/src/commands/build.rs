@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use keel_builder::build::guard::spawn_guardian;
 use keel_builder::build::{build, BuildOptions};
 use keel_builder::exec::Network;
 use keel_builder::progress::{Mode, Progress};
@@ -27,6 +28,19 @@ pub fn enter_private_mount_namespace() -> Result<()> {
     Ok(())
 }
 
+/// Forks the process that cleans up after this build if it is killed
+/// (`keel_builder::build::guard`). A build without one still works, only
+/// that cleanup is lost: so a failure is a warning.
+pub fn start_guardian(root: &Path, runtime: &Path) {
+    // A runtime that cannot be found fails the build in `run`, with the message.
+    let Ok(runtime) = find_runtime(runtime) else {
+        return;
+    };
+    if let Err(e) = spawn_guardian(root, &runtime) {
+        tracing::warn!("{e}; a killed build will leave its RUN containers behind");
+    }
+}
+
 extern "C" fn on_signal(_: libc::c_int) {
     // One atomic store: async-signal-safe.
     keel_builder::exec::cancel_all();
@@ -48,6 +62,11 @@ fn handle_signals() -> Result<()> {
 /// `keel-runtime` on PATH, else beside this binary (a cargo target dir).
 fn find_runtime(given: &Path) -> Result<PathBuf> {
     if given.components().count() > 1 {
+        // Checked now, not at the first RUN: a build must not run its
+        // other steps only to fail there.
+        if !given.is_file() {
+            bail!("runtime {}: no such file", given.display());
+        }
         return Ok(given.to_path_buf());
     }
     if let Some(paths) = std::env::var_os("PATH") {

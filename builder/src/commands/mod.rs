@@ -20,7 +20,10 @@ use crate::cli::{Cli, Command};
 pub fn dispatch(cli: Cli) -> Result<u8> {
     // Building mounts overlays: its own mount namespace must come before
     // any thread exists (unshare(CLONE_NEWNS) refuses shared fs state).
-    if let Command::Build(_) = &cli.command {
+    // The guardian first: forked inside the private namespace, it would
+    // itself keep a killed build's overlays mounted.
+    if let Command::Build(a) = &cli.command {
+        build::start_guardian(&cli.root, &a.runtime);
         build::enter_private_mount_namespace()?;
     }
     let open =

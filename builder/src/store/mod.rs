@@ -32,6 +32,7 @@ pub use gc::PruneReport;
 pub use lock::StoreLock;
 pub use refs::{normalize_name, Image, ImageSummary, REF_NAME_ANNOTATION};
 pub use tmp::TempDir;
+pub(crate) use tmp::{dirs_of as process_tmp_dirs, remove_tree};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

@@ -124,6 +124,25 @@ pub(super) fn remove_dead(tmp_root: &Path, except: Option<&Path>) -> Vec<PathBuf
     removed
 }
 
+/// The tmp dirs of process `pid` in the store at `root` (normally one): what a guardian
+/// removes once that process is dead.
+pub(crate) fn dirs_of(root: &Path, pid: u32) -> Vec<PathBuf> {
+    let tmp_root = root.join(super::layout::TMP);
+    let Ok(entries) = fs::read_dir(&tmp_root) else {
+        return Vec::new();
+    };
+    let prefix = format!("{pid}-");
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.strip_prefix(&prefix).is_some_and(|r| !r.is_empty()))
+        })
+        .map(|e| e.path())
+        .collect()
+}
+
 /// Live processes' tmp dirs other than `except`, for gc to tell what is in flight.
 pub(super) fn live_others(tmp_root: &Path, except: &Path) -> Vec<PathBuf> {
     let Ok(entries) = fs::read_dir(tmp_root) else {
