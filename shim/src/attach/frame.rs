@@ -71,6 +71,9 @@ pub fn encode_header(kind: u8, len: usize, out: &mut Vec<u8>) {
 /// Appends a data frame without building a [`Frame`] first: the output
 /// path runs for every chunk a container writes.
 pub fn encode_data(kind: u8, data: &[u8], out: &mut Vec<u8>) {
+    if data.is_empty() {
+        encode_header(kind, 0, out);
+    }
     for chunk in data.chunks(MAX_PAYLOAD) {
         encode_header(kind, chunk.len(), out);
         out.extend_from_slice(chunk);

@@ -94,13 +94,14 @@ impl Reporter {
     }
 
     fn failed(&mut self, err: &SupervisorError) {
-        let message = match err {
-            SupervisorError::Runtime { message, .. } => message.clone(),
-            other => other.to_string(),
+        let (message, runtime) = match err {
+            SupervisorError::Runtime { message, .. } => (message.clone(), true),
+            other => (other.to_string(), false),
         };
         self.send(&Report::Failed {
             code: err.exit_code(),
             message,
+            runtime,
         });
     }
 }
@@ -160,6 +161,12 @@ fn run(paths: &Paths, id: &str, start: bool, reporter: &mut Reporter) -> Result<
         id: id.to_string(),
         source,
     };
+    // First, so that every failure below leaves no run dir behind.
+    let run_dir = paths.run_dir(id);
+    std::fs::create_dir_all(&run_dir).map_err(fs_err("creating run dir", &run_dir))?;
+    let guard = RunDirGuard {
+        dir: run_dir.clone(),
+    };
     // Orphans of the container (and its init, once the runtime's create
     // has exited) become our children, so we see the init's exit status.
     // SAFETY: a plain prctl with integer arguments.
@@ -176,11 +183,6 @@ fn run(paths: &Paths, id: &str, start: bool, reporter: &mut Reporter) -> Result<
     let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
         .map_err(sys("creating a signalfd"))?;
 
-    let run_dir = paths.run_dir(id);
-    std::fs::create_dir_all(&run_dir).map_err(fs_err("creating run dir", &run_dir))?;
-    let guard = RunDirGuard {
-        dir: run_dir.clone(),
-    };
     let pid_path = paths.supervisor_pid(id);
     std::fs::write(&pid_path, format!("{}\n", std::process::id()))
         .map_err(fs_err("writing pid file", &pid_path))?;

@@ -72,6 +72,9 @@ pub enum SupervisorError {
     },
     #[error("starting the supervisor {exe}: {source}")]
     Exec { exe: PathBuf, source: io::Error },
+    /// The supervisor failed before the container ran (as it reported).
+    #[error("container {id}: supervisor: {message}")]
+    Failed { id: String, message: String },
     #[error("container {id}: the supervisor {reason}")]
     NoReport { id: String, reason: String },
     /// The runtime refused to create or start the container; `code` is

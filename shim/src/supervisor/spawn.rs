@@ -33,6 +33,8 @@ pub(crate) enum Report {
     Failed {
         code: i32,
         message: String,
+        /// The runtime's refusal, as opposed to a failure of our own.
+        runtime: bool,
     },
 }
 
@@ -153,10 +155,18 @@ pub(crate) fn spawn_with(
             supervisor_pid,
             container_pid,
         }),
-        Some(Report::Failed { code, message }) => Err(SupervisorError::Runtime {
+        Some(Report::Failed {
+            code,
+            message,
+            runtime: true,
+        }) => Err(SupervisorError::Runtime {
             id: id.to_string(),
             message,
             code,
+        }),
+        Some(Report::Failed { message, .. }) => Err(SupervisorError::Failed {
+            id: id.to_string(),
+            message,
         }),
         None => {
             // Nothing will clean up after a supervisor that died early; the
