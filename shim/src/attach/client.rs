@@ -221,10 +221,13 @@ pub(crate) fn attach_with(
                 }
             };
             decoder.feed(&buf[..n]);
-            while let Some(f) = decoder.next_frame().map_err(|source| AttachError::Protocol {
-                id: id.to_string(),
-                source,
-            })? {
+            while let Some(f) = decoder
+                .next_frame()
+                .map_err(|source| AttachError::Protocol {
+                    id: id.to_string(),
+                    source,
+                })?
+            {
                 let out = |fd, data: &[u8]| {
                     io::write_all_fd(fd, data).map_err(|source| AttachError::Io {
                         id: id.to_string(),
@@ -317,10 +320,13 @@ pub(crate) fn request_start(paths: &Paths, id: &str) -> Result<Result<(), String
             }
         };
         decoder.feed(&buf[..n]);
-        while let Some(f) = decoder.next_frame().map_err(|source| AttachError::Protocol {
-            id: id.to_string(),
-            source,
-        })? {
+        while let Some(f) = decoder
+            .next_frame()
+            .map_err(|source| AttachError::Protocol {
+                id: id.to_string(),
+                source,
+            })?
+        {
             match f {
                 Frame::Started => return Ok(Ok(())),
                 Frame::Error(message) => return Ok(Err(message)),

@@ -238,7 +238,10 @@ mod tests {
             },
             Frame::Stdin(b"input".to_vec()),
             Frame::StdinClose,
-            Frame::Resize { rows: 40, cols: 132 },
+            Frame::Resize {
+                rows: 40,
+                cols: 132,
+            },
             Frame::Signal(15),
             Frame::Start,
             Frame::Stdout(b"out\n".to_vec()),
@@ -310,14 +313,20 @@ mod tests {
         d.feed(&[kind::STDIN, 0xff, 0, 0, 0]);
         assert!(matches!(
             d.next_frame(),
-            Err(FrameError::TooLong { kind: kind::STDIN, .. })
+            Err(FrameError::TooLong {
+                kind: kind::STDIN,
+                ..
+            })
         ));
 
         let mut d = Decoder::new();
         d.feed(&[kind::SIGNAL, 0, 0, 0, 1, 9]);
         assert!(matches!(
             d.next_frame(),
-            Err(FrameError::BadPayload { kind: kind::SIGNAL, .. })
+            Err(FrameError::BadPayload {
+                kind: kind::SIGNAL,
+                ..
+            })
         ));
     }
 }

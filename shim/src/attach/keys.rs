@@ -95,9 +95,15 @@ mod tests {
 
     #[test]
     fn parses_docker_formats() {
-        assert_eq!(parse_detach_keys("ctrl-p,ctrl-q").unwrap(), DEFAULT_DETACH_KEYS);
+        assert_eq!(
+            parse_detach_keys("ctrl-p,ctrl-q").unwrap(),
+            DEFAULT_DETACH_KEYS
+        );
         assert_eq!(parse_detach_keys("ctrl-a,x,ctrl-@").unwrap(), [1, b'x', 0]);
-        assert_eq!(parse_detach_keys("ctrl-[,ctrl-\\,ctrl-],ctrl-^,ctrl-_").unwrap(), [27, 28, 29, 30, 31]);
+        assert_eq!(
+            parse_detach_keys("ctrl-[,ctrl-\\,ctrl-],ctrl-^,ctrl-_").unwrap(),
+            [27, 28, 29, 30, 31]
+        );
         assert_eq!(parse_detach_keys("CTRL-Z").unwrap(), [26]);
         assert!(parse_detach_keys("").unwrap().is_empty());
     }

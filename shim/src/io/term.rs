@@ -93,7 +93,10 @@ mod tests {
     #[test]
     fn winsize_set_on_master_is_seen_on_slave() {
         let pty = openpty(None, None).unwrap();
-        let size = Winsize { rows: 33, cols: 101 };
+        let size = Winsize {
+            rows: 33,
+            cols: 101,
+        };
         set_winsize(pty.master.as_fd(), size).unwrap();
         assert_eq!(get_winsize(pty.slave.as_fd()), Some(size));
     }

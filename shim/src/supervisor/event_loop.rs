@@ -135,7 +135,10 @@ impl Client {
             return;
         }
         if self.queued() + data.len() + frame::HEADER > CLIENT_QUEUE_MAX {
-            tracing::warn!("attach client too slow: {} bytes queued, disconnecting", self.queued());
+            tracing::warn!(
+                "attach client too slow: {} bytes queued, disconnecting",
+                self.queued()
+            );
             self.dead = true;
             return;
         }
@@ -259,18 +262,25 @@ impl Loop {
         self.reap();
         loop {
             if let Some(status) = self.exit {
-                let deadline = *drain_deadline.get_or_insert_with(|| Instant::now() + DRAIN_TIMEOUT);
+                let deadline =
+                    *drain_deadline.get_or_insert_with(|| Instant::now() + DRAIN_TIMEOUT);
                 if self.outputs.is_empty() || Instant::now() >= deadline {
                     return status;
                 }
             }
             self.pfds.clear();
             slots.clear();
-            let mut add = |pfds: &mut Vec<libc::pollfd>, fd: std::os::fd::BorrowedFd<'_>, ev, slot| {
-                pfds.push(io::pollfd(fd, ev));
-                slots.push(slot);
-            };
-            add(&mut self.pfds, self.sigfd.as_fd(), libc::POLLIN, Slot::Signals);
+            let mut add =
+                |pfds: &mut Vec<libc::pollfd>, fd: std::os::fd::BorrowedFd<'_>, ev, slot| {
+                    pfds.push(io::pollfd(fd, ev));
+                    slots.push(slot);
+                };
+            add(
+                &mut self.pfds,
+                self.sigfd.as_fd(),
+                libc::POLLIN,
+                Slot::Signals,
+            );
             if let Some(l) = &self.listener {
                 add(&mut self.pfds, l.as_fd(), libc::POLLIN, Slot::Listener);
             }

@@ -128,11 +128,7 @@ impl Drop for RunDirGuard {
 
 fn fs_err(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SupervisorError {
     let path = path.to_path_buf();
-    move |source| SupervisorError::Fs {
-        what,
-        path,
-        source,
-    }
+    move |source| SupervisorError::Fs { what, path, source }
 }
 
 fn load_meta(paths: &Paths, id: &str) -> Result<ContainerMeta> {

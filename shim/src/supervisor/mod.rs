@@ -189,7 +189,10 @@ mod unit_tests {
     #[test]
     fn statuses_map_to_docker_codes() {
         let p = Pid::from_raw(1);
-        assert_eq!(exit_code_for_status(WaitStatus::Exited(p, 3)), Some((3, None)));
+        assert_eq!(
+            exit_code_for_status(WaitStatus::Exited(p, 3)),
+            Some((3, None))
+        );
         assert_eq!(
             exit_code_for_status(WaitStatus::Signaled(p, Signal::SIGKILL, false)),
             Some((137, Some(9)))

@@ -101,12 +101,11 @@ pub(crate) fn spawn_with(
         path: run_dir.clone(),
         source,
     })?;
-    let (report_r, report_w) = crate::io::pipe("supervisor report").map_err(|source| {
-        SupervisorError::Io {
+    let (report_r, report_w) =
+        crate::io::pipe("supervisor report").map_err(|source| SupervisorError::Io {
             id: id.to_string(),
             source,
-        }
-    })?;
+        })?;
     let report_fd = report_w.as_raw_fd();
 
     let mut cmd = Command::new(&launcher.exe);

@@ -107,11 +107,7 @@ impl Fixture {
     }
 
     fn write_meta(&self, meta: &ContainerMeta) {
-        std::fs::write(
-            self.paths.meta(&meta.id),
-            serde_json::to_vec(meta).unwrap(),
-        )
-        .unwrap();
+        std::fs::write(self.paths.meta(&meta.id), serde_json::to_vec(meta).unwrap()).unwrap();
     }
 
     fn write_config(&self, meta: &ContainerMeta) {
@@ -143,10 +139,15 @@ impl Fixture {
         Launcher {
             exe: std::env::current_exe().unwrap(),
             argv0: "keel-shim-test".into(),
-            args: ["supervisor::tests::supervisor_process", "--exact", "--nocapture", "--test-threads=1"]
-                .iter()
-                .map(OsString::from)
-                .collect(),
+            args: [
+                "supervisor::tests::supervisor_process",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ]
+            .iter()
+            .map(OsString::from)
+            .collect(),
             env: vec![(SUPERVISE_ENV.into(), spec.into())],
         }
     }
@@ -213,11 +214,7 @@ fn make_rootfs(rootfs: &Path) {
             std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
         }
     }
-    std::fs::write(
-        rootfs.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\n",
-    )
-    .unwrap();
+    std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
 }
 
 fn alive(pid: i32) -> bool {
@@ -349,7 +346,11 @@ fn assert_nothing_live(fx: &Fixture, id: &str) {
 fn detached_container_output_is_logged_in_order_with_streams() {
     let fx = Fixture::new("keel-runtime");
     let meta = fx.container(
-        &["sh", "-c", "for i in 1 2 3; do echo out$i; echo err$i >&2; done"],
+        &[
+            "sh",
+            "-c",
+            "for i in 1 2 3; do echo out$i; echo err$i >&2; done",
+        ],
         false,
         false,
     );
@@ -391,12 +392,8 @@ fn attached_client_gets_stdout_stderr_and_exit_code() {
             false,
         );
         fx.spawn(&meta, false).unwrap();
-        let (h, cap) = attach_in_thread(
-            &fx.paths,
-            &meta.id,
-            AttachOptions::default(),
-            null_stdin(),
-        );
+        let (h, cap) =
+            attach_in_thread(&fx.paths, &meta.id, AttachOptions::default(), null_stdin());
         // The hello must be in before the container starts talking.
         std::thread::sleep(Duration::from_millis(300));
         start_created(&fx.paths, &meta.id).unwrap();
@@ -413,12 +410,7 @@ fn killed_container_exits_137_to_the_attached_client() {
     let fx = Fixture::new("keel-runtime");
     let meta = fx.container(&["sleep", "1000"], false, false);
     let out = fx.spawn(&meta, true).unwrap();
-    let (h, _cap) = attach_in_thread(
-        &fx.paths,
-        &meta.id,
-        AttachOptions::default(),
-        null_stdin(),
-    );
+    let (h, _cap) = attach_in_thread(&fx.paths, &meta.id, AttachOptions::default(), null_stdin());
     std::thread::sleep(Duration::from_millis(200));
     kill9(out.container_pid);
     assert_eq!(h.join().unwrap().unwrap(), AttachEnd::Exited(137));
@@ -504,7 +496,10 @@ fn pty_container_output_arrives_and_resize_reaches_it() {
             stdout: true,
             stderr: true,
         });
-        c.send(Frame::Resize { rows: 33, cols: 101 });
+        c.send(Frame::Resize {
+            rows: 33,
+            cols: 101,
+        });
         std::thread::sleep(Duration::from_millis(200));
         start_created(&fx.paths, &meta.id).unwrap();
         let frames = c.until_exit();
@@ -562,17 +557,15 @@ fn killed_client_leaves_the_container_running_and_a_new_attach_works() {
     assert!(alive(out.container_pid));
     assert!(alive(out.supervisor_pid));
 
-    let (h, cap) = attach_in_thread(
-        &fx.paths,
-        &meta.id,
-        AttachOptions::default(),
-        null_stdin(),
-    );
+    let (h, cap) = attach_in_thread(&fx.paths, &meta.id, AttachOptions::default(), null_stdin());
     std::thread::sleep(Duration::from_millis(500));
     kill9(out.container_pid);
     assert_eq!(h.join().unwrap().unwrap(), AttachEnd::Exited(137));
     let got = String::from_utf8(cap.out.join().unwrap()).unwrap();
-    assert!(got.lines().count() >= 2 && got.lines().all(|l| l == "tick"), "{got:?}");
+    assert!(
+        got.lines().count() >= 2 && got.lines().all(|l| l == "tick"),
+        "{got:?}"
+    );
     fx.wait_exit(&meta.id, Duration::from_secs(20));
 }
 
@@ -620,7 +613,11 @@ fn killed_supervisor_leaves_the_container_alive_and_files_whole() {
 #[test]
 fn auto_remove_leaves_no_dirs_mounts_or_runtime_state() {
     let fx = Fixture::new("keel-runtime");
-    let mut meta = fx.container(&["sh", "-c", "echo bye > /written; echo done"], false, false);
+    let mut meta = fx.container(
+        &["sh", "-c", "echo bye > /written; echo done"],
+        false,
+        false,
+    );
     meta.auto_remove = true;
     fx.write_meta(&meta);
     // An overlay rootfs as bundles have, with the upper dir in the bundle.
@@ -661,7 +658,10 @@ fn auto_remove_leaves_no_dirs_mounts_or_runtime_state() {
     res.unwrap();
     assert!(!mounted(&rootfs), "rootfs still mounted");
     assert!(!runtime_has(&fx, &meta.id));
-    assert!(!lower.join("written").exists(), "write went to the lower layer");
+    assert!(
+        !lower.join("written").exists(),
+        "write went to the lower layer"
+    );
 }
 
 #[test]
@@ -709,7 +709,9 @@ fn idle_supervisor_memory_is_reported() {
     std::thread::sleep(Duration::from_millis(500));
     let rss = status_kb(out.supervisor_pid, "status", "VmRSS:");
     let pss = status_kb(out.supervisor_pid, "smaps_rollup", "Pss:");
-    eprintln!("idle supervisor (the test binary as supervisor, debug): VmRSS {rss} kB, Pss {pss} kB");
+    eprintln!(
+        "idle supervisor (the test binary as supervisor, debug): VmRSS {rss} kB, Pss {pss} kB"
+    );
     assert!(rss > 0);
     kill9(out.container_pid);
     assert_eq!(fx.wait_exit(&meta.id, Duration::from_secs(20)).code, 137);
