@@ -776,3 +776,132 @@ fn a_slow_client_does_not_hold_up_the_container() {
     let frames = c.until_exit();
     assert!(!matches!(frames.last(), Some(Frame::Exit(_))));
 }
+
+/// Blocks `sigs` in the calling thread and returns it, so a test can
+/// direct them at an attach session before the session blocks them itself.
+fn block_in_this_thread(sigs: &[nix::sys::signal::Signal]) -> libc::pthread_t {
+    let mut set = nix::sys::signal::SigSet::empty();
+    for s in sigs {
+        set.add(*s);
+    }
+    set.thread_block().unwrap();
+    // SAFETY: no preconditions.
+    unsafe { libc::pthread_self() }
+}
+
+#[test]
+fn sig_proxy_forwards_sigterm_to_the_container() {
+    use nix::sys::signal::Signal;
+    let fx = Fixture::new("keel-runtime");
+    let meta = fx.container(
+        &[
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 7' TERM; while true; do sleep 0.05; done",
+        ],
+        false,
+        false,
+    );
+    fx.spawn(&meta, true).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (out_w, err_w, cap) = capture();
+    let paths = fx.paths.clone();
+    let id = meta.id.clone();
+    let h = std::thread::spawn(move || {
+        tx.send(block_in_this_thread(&[Signal::SIGTERM])).unwrap();
+        let stdin = null_stdin();
+        let local = LocalIo {
+            stdin: stdin.as_fd(),
+            stdout: out_w.as_fd(),
+            stderr: err_w.as_fd(),
+        };
+        attach_with(&paths, &id, &AttachOptions::default(), &local)
+    });
+    let thread = rx.recv().unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    // SAFETY: the thread is alive (it is in its attach session) and has
+    // SIGTERM blocked.
+    assert_eq!(unsafe { libc::pthread_kill(thread, libc::SIGTERM) }, 0);
+    assert_eq!(h.join().unwrap().unwrap(), AttachEnd::Exited(7));
+    assert_eq!(cap.out.join().unwrap(), b"got-term\n");
+    fx.wait_exit(&meta.id, Duration::from_secs(20));
+}
+
+#[test]
+fn tty_client_uses_raw_mode_forwards_sigwinch_and_restores_the_terminal() {
+    use nix::sys::signal::Signal;
+    use nix::sys::termios::{tcgetattr, LocalFlags};
+    use std::sync::{Arc, Mutex};
+    let fx = Fixture::new("keel-runtime");
+    let script = "ws() { while [ \"$(stty size)\" != \"$1\" ]; do sleep 0.05; done; }; ws '33 101'; echo one; ws '50 120'; echo two; read x; echo x=$x";
+    let meta = fx.container(&["sh", "-c", script], true, true);
+    fx.spawn(&meta, true).unwrap();
+
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let size = |rows, cols| crate::io::Winsize { rows, cols };
+    crate::io::set_winsize(pty.master.as_fd(), size(33, 101)).unwrap();
+    let seen = Arc::new(Mutex::new(String::new()));
+    let master_reader = pty.master.try_clone().unwrap();
+    let seen2 = seen.clone();
+    std::thread::spawn(move || {
+        let mut f = std::fs::File::from(master_reader);
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = std::io::Read::read(&mut f, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen2
+                .lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let wait_for = |what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !seen.lock().unwrap().contains(what) {
+            assert!(
+                Instant::now() < deadline,
+                "no {what:?} in {:?}",
+                seen.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    let slave = pty.slave.try_clone().unwrap();
+    let paths = fx.paths.clone();
+    let id = meta.id.clone();
+    let h = std::thread::spawn(move || {
+        tx.send(block_in_this_thread(&[Signal::SIGWINCH])).unwrap();
+        let opts = AttachOptions {
+            stdin: true,
+            tty: true,
+            ..AttachOptions::default()
+        };
+        let local = LocalIo {
+            stdin: slave.as_fd(),
+            stdout: slave.as_fd(),
+            stderr: slave.as_fd(),
+        };
+        attach_with(&paths, &id, &opts, &local)
+    });
+    let thread = rx.recv().unwrap();
+    // The initial size goes with the hello.
+    wait_for("one");
+    let raw = tcgetattr(pty.slave.as_fd()).unwrap();
+    assert!(!raw.local_flags.contains(LocalFlags::ICANON), "not raw");
+    crate::io::set_winsize(pty.master.as_fd(), size(50, 120)).unwrap();
+    // SAFETY: the thread is in its attach session with SIGWINCH blocked.
+    assert_eq!(unsafe { libc::pthread_kill(thread, libc::SIGWINCH) }, 0);
+    wait_for("two");
+    crate::io::write_all_fd(&pty.master, b"hi\r").unwrap();
+    assert_eq!(h.join().unwrap().unwrap(), AttachEnd::Exited(0));
+    wait_for("x=hi");
+    let after = tcgetattr(pty.slave.as_fd()).unwrap();
+    assert!(
+        after.local_flags.contains(LocalFlags::ICANON),
+        "not restored"
+    );
+    fx.wait_exit(&meta.id, Duration::from_secs(20));
+}
