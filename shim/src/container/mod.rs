@@ -10,6 +10,20 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::log::LogOptions;
+
+mod error;
+pub mod format;
+pub mod ids;
+pub mod status;
+pub mod store;
+
+pub use error::ContainerError;
+pub use format::{inspect_json, ps_table, Inspect, PsRow};
+pub use ids::{new_id, random_name};
+pub use status::{status, Status};
+pub use store::ContainerStore;
+
 pub const DEFAULT_ROOT: &str = "/var/lib/keel-shim";
 pub const DEFAULT_RUN_DIR: &str = "/run/keel-shim";
 
@@ -69,6 +83,15 @@ pub struct ContainerMeta {
     pub created: String,
     /// The process's argv after Entrypoint/Cmd/overrides.
     pub args: Vec<String>,
+    /// The process's environment (`KEY=value`), image's and `-e` merged.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Entrypoint and Cmd as they were resolved (image's or overridden),
+    /// for `inspect`; None where docker shows null.
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(default)]
+    pub cmd: Option<Vec<String>>,
     /// `-t`: a pty.
     pub tty: bool,
     /// `-i`: stdin kept open for attached clients.
@@ -77,11 +100,23 @@ pub struct ContainerMeta {
     pub auto_remove: bool,
     /// The image's StopSignal (default SIGTERM).
     pub stop_signal: String,
-    /// `--log-opt max-size=N` (bytes) and `max-file=N`.
+    /// `--log-opt max-size=N` (bytes) and `max-file=N` (docker's: files in
+    /// all, the current one included; 0 when not given).
     pub log_max_size: Option<u64>,
     pub log_max_files: u32,
     /// The runc-compatible binary that runs it.
     pub runtime: PathBuf,
+}
+
+impl ContainerMeta {
+    /// The writer's options: docker's max-file counts the current file,
+    /// [`LogOptions::max_files`] only the rotated ones.
+    pub fn log_options(&self) -> LogOptions {
+        LogOptions {
+            max_size: self.log_max_size,
+            max_files: self.log_max_files.saturating_sub(1),
+        }
+    }
 }
 
 /// Written by the supervisor when the container's process has exited.
