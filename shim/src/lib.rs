@@ -5,6 +5,7 @@
 //! Images become bundles through keel-builder's store and bundle code.
 
 pub mod attach;
+pub mod commands;
 pub mod container;
 pub mod io;
 pub mod log;

@@ -28,6 +28,9 @@ pub struct AttachOptions {
     /// Forward SIGINT and SIGTERM to the container (without a tty; with
     /// one, ctrl-c travels as a byte).
     pub sig_proxy: bool,
+    /// Ask the supervisor to start its created container once attached, so
+    /// that not a byte of output is missed (`run` without `-d`, `start -a`).
+    pub start: bool,
 }
 
 impl Default for AttachOptions {
@@ -37,6 +40,7 @@ impl Default for AttachOptions {
             tty: false,
             detach_keys: DEFAULT_DETACH_KEYS.to_vec(),
             sig_proxy: true,
+            start: false,
         }
     }
 }
@@ -181,6 +185,10 @@ pub(crate) fn attach_with(
                 cols: size.cols,
             })?;
         }
+    }
+
+    if opts.start {
+        s.send(&Frame::Start)?;
     }
 
     let mut matcher = DetachMatcher::new(if opts.stdin {

@@ -20,7 +20,7 @@ pub mod store;
 
 pub use error::ContainerError;
 pub use format::{inspect_json, ps_table, Inspect, PsRow};
-pub use ids::{new_id, random_name};
+pub use ids::{new_id, random_name, short_id};
 pub use status::{status, Status};
 pub use store::ContainerStore;
 

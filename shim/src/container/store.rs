@@ -281,6 +281,14 @@ impl ContainerStore {
         Ok(out)
     }
 
+    /// Rewrites the record of an existing container (its name stays).
+    pub fn update(&self, meta: &ContainerMeta) -> Result<(), ContainerError> {
+        if !self.paths.meta(&meta.id).is_file() {
+            return Err(ContainerError::NotFound(meta.id.clone()));
+        }
+        self.write_meta(meta)
+    }
+
     fn write_meta(&self, meta: &ContainerMeta) -> Result<(), ContainerError> {
         let path = self.paths.meta(&meta.id);
         let tmp = path.with_extension("json.tmp");
