@@ -7,7 +7,7 @@ DEMO_DIR ?= /tmp/keel-demo
 
 # Debian packages: for the tests (busybox rootfs), the conformance suite
 # installs its own; the benchmarks and real clients need the peers.
-TEST_DEBS := busybox-static procps python3 runc
+TEST_DEBS := busybox-static procps python3 runc tmux
 BENCH_DEBS := busybox-static hyperfine runc crun time python3
 CLIENT_DEBS := busybox-static docker.io containerd podman conmon runc umoci skopeo python3 tmux
 

@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
-# The end-to-end story at this stage: a Dockerfile built into cached layers
-# by keel-build, bundled as an overlay rootfs, and run by keel-runtime
-# attached and detached, each step printed.
-#   scripts/demo.sh BIN_DIR DIR      (BIN_DIR holds keel-build and keel-runtime)
+# The whole story, each step printed: a Dockerfile built into cached layers
+# by keel-build; the image run by keel-shim (attached, detached, logs,
+# attach and detach, stop, rm) over keel-runtime; and the same image as a
+# plain OCI bundle under keel-runtime alone.
+#   scripts/demo.sh BIN_DIR DIR   (BIN_DIR holds keel-build, keel-shim, keel-runtime)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 bin=$(realpath "$1") dir=$2
-kb=$bin/keel-build rt=$bin/keel-runtime
+kb=$bin/keel-build rt=$bin/keel-runtime ks=$bin/keel-shim
 mkdir -p "$dir"
 dir=$(realpath "$dir")
 store=$dir/store root=$dir/state bundle=$dir/bundle
 id=keel-demo-$$
+shim=("$ks" --root "$dir/shim" --run-dir "$dir/shim-run" --store "$store" --runtime "$rt")
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 cleanup() {
+	tmux kill-session -t "$id" >/dev/null 2>&1 || true
+	"${shim[@]}" rm -f web >/dev/null 2>&1 || true
 	"$rt" --root "$root" delete --force "$id" >/dev/null 2>&1 || true
 	[ -d "$bundle" ] && "$kb" unbundle "$bundle" >/dev/null 2>&1 || true
 }
@@ -40,7 +44,32 @@ step "keel-build images / history bbapp"
 "$kb" --root "$store" images
 "$kb" --root "$store" history bbapp
 
-step "keel-build bundle bbapp: config.json + an overlay of the cached layers with a fresh upper dir"
+step "keel-shim run --rm bbapp selftest: attached, output streams here, exit status is the container's"
+"${shim[@]}" run --rm bbapp selftest
+echo "exit status: $?"
+
+step "keel-shim run -d --name web bbapp: detached (the image's CMD: busybox httpd), the id comes back at once"
+"${shim[@]}" run -d --name web bbapp
+"${shim[@]}" ps
+
+step "keel-shim logs -f web (for two seconds): every byte the container writes is in its json-file log"
+timeout 2 "${shim[@]}" logs -f -t web || true
+
+step "keel-shim attach web in a terminal (tmux), then ctrl-p ctrl-q: detached, still running"
+tmux new-session -d -s "$id" -x 100 -y 20 "${shim[*]} attach web"
+sleep 1
+tmux send-keys -t "$id" C-p C-q
+sleep 1
+tmux has-session -t "$id" 2>/dev/null && echo "attach still running?" || echo "attach returned after the detach keys"
+"${shim[@]}" ps
+
+step "keel-shim stop web (the image's STOPSIGNAL, SIGKILL after the timeout), then rm"
+"${shim[@]}" stop web
+"${shim[@]}" ps -a
+"${shim[@]}" rm web
+echo "containers left: $("${shim[@]}" ps -aq | wc -l)"
+
+step "the same image without the shim: keel-build bundle bbapp writes config.json and an overlay rootfs of the cached layers"
 "$kb" --root "$store" bundle bbapp "$bundle" -- /srv/app/bin/entrypoint.sh selftest
 findmnt -n -o FSTYPE,TARGET "$bundle/rootfs" || true
 
