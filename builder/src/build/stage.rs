@@ -8,6 +8,9 @@ use crate::image::ImageConfig;
 
 use super::{Build, BuildError, StepError};
 
+/// What Docker sets when the base image has no PATH (Linux).
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 #[derive(Debug, Clone)]
 pub enum Base {
     Stage(usize),
@@ -86,6 +89,12 @@ impl Build<'_> {
             source: Box::new(source),
         })?;
         self.progress.done();
+        // Docker and BuildKit give a stage whose base sets no PATH the
+        // default one, and it stays in the image config: images built here
+        // must say the same in `inspect`, not rely on runtimes adding it.
+        if state.config.env_get("PATH").is_none() {
+            state.config.env_set("PATH", DEFAULT_PATH);
+        }
         // ONBUILD triggers of the base image run first, then are dropped.
         let triggers = std::mem::take(&mut state.config.config.on_build);
         if !triggers.is_empty() {
