@@ -78,7 +78,12 @@ fn assert_docker_config(image: &Value, version: &str) {
             "org.opencontainers.image.description": "busybox fixture app",
         })
     );
-    // ENV persists, ARG does not (Docker keeps build args out of Env).
+    // Docker's order: the default PATH a PATH-less base gets comes first,
+    // and ENV replaces it in place. ARG values stay out of Env.
+    assert_eq!(
+        c["Env"],
+        json!([format!("PATH={PATH}"), "APP_HOME=/srv/app", "APP_PORT=8080"])
+    );
     let env = env_map(c);
     assert_eq!(env.get("PATH").map(String::as_str), Some(PATH));
     assert_eq!(env.get("APP_HOME").map(String::as_str), Some("/srv/app"));

@@ -161,13 +161,16 @@ fn python_source_and_dependency_changes() {
     assert_eq!(c["Cmd"], serde_json::json!(["python3", "app.py"]));
     assert_eq!(c["WorkingDir"], "/app");
     assert_eq!(c["ExposedPorts"], serde_json::json!({"8000/tcp": {}}));
-    let env: Vec<&str> = c["Env"]
-        .as_array()
-        .map(|e| e.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    for want in ["APP_ENV=production", "PORT=8000", "PYTHONUNBUFFERED=1"] {
-        assert!(env.contains(&want), "{want} not in {env:?}");
-    }
+    // As Docker writes it: the base has no PATH, so the default comes first.
+    assert_eq!(
+        c["Env"],
+        serde_json::json!([
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "APP_ENV=production",
+            "PORT=8000",
+            "PYTHONUNBUFFERED=1"
+        ])
+    );
 
     {
         // .dockerignore: .env, debug.log, Dockerfile and .dockerignore stay out.
