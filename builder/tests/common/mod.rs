@@ -14,9 +14,9 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -26,6 +26,10 @@ pub const KEEL_BUILD: &str = env!("CARGO_BIN_EXE_keel-build");
 
 /// A selftest prints a few lines and exits; anything near this is a hang.
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The slowest keel-build command here (importing the python base, or its
+/// build on a loaded machine) takes well under a minute.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// True (after saying why on stderr) when a test cannot run on this
 /// machine: `if common::skip() { return; }`.
@@ -283,8 +287,20 @@ impl Store {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut c = self.command(args);
-        c.output().unwrap_or_else(|e| panic!("running {c:?}: {e}"))
+        let c = self.command(args);
+        let shown = format!("{c:?}");
+        let f = run_with_timeout(c, COMMAND_TIMEOUT, || {});
+        match f.status {
+            Some(status) => Output {
+                status,
+                stdout: f.stdout.into_bytes(),
+                stderr: f.stderr.into_bytes(),
+            },
+            None => panic!(
+                "{shown} did not finish in {COMMAND_TIMEOUT:?}\n--- stdout\n{}\n--- stderr\n{}",
+                f.stdout, f.stderr
+            ),
+        }
     }
 
     /// Runs keel-build and returns its stdout; fails the test otherwise.
@@ -601,48 +617,28 @@ impl Bundle<'_> {
             .tempdir_in("/run")
             .or_else(|_| tempfile::Builder::new().prefix("keel-test-rt-").tempdir())
             .expect("tempdir for the runtime's state");
-        let _container = Container {
+        let container = Container {
             runtime: runtime.to_path_buf(),
             root: state.path().to_path_buf(),
             id: id.clone(),
         };
-        let mut child = Command::new(runtime)
-            .arg("--root")
+        let mut c = Command::new(runtime);
+        c.arg("--root")
             .arg(state.path())
             .args(["run", "-b"])
             .arg(&self.dir)
             .arg(&id)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", runtime.display()));
-        let mut out = child.stdout.take().map(reader);
-        let mut err = child.stderr.take().map(reader);
-        let deadline = Instant::now() + RUN_TIMEOUT;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(st)) => break Some(st),
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break None;
-                }
-            }
-        };
-        let collect = |h: &mut Option<std::thread::JoinHandle<String>>| {
-            h.take().and_then(|h| h.join().ok()).unwrap_or_default()
-        };
+            .stdin(Stdio::null());
+        // A hung container keeps our pipes open: kill it with the runtime
+        // before waiting for the rest of its output.
+        let f = run_with_timeout(c, RUN_TIMEOUT, || container.delete());
         let r = RunOutput {
-            code: status.and_then(|s| s.code()),
-            stdout: collect(&mut out),
-            stderr: collect(&mut err),
+            code: f.status.and_then(|s| s.code()),
+            stdout: f.stdout,
+            stderr: f.stderr,
         };
         assert!(
-            status.is_some(),
+            f.status.is_some(),
             "{} run {id} did not finish in {RUN_TIMEOUT:?}: {r:?}",
             runtime.display()
         );
@@ -657,12 +653,86 @@ impl Bundle<'_> {
     }
 }
 
-fn reader(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = r.read_to_end(&mut buf);
-        text(&buf)
-    })
+/// What a command printed, and its status (None: killed at the timeout).
+pub struct Finished {
+    pub status: Option<ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `cmd` with its output captured; at `timeout` kills it, calls
+/// `on_timeout` (to stop what it started) and returns what it printed.
+pub fn run_with_timeout(
+    mut cmd: Command,
+    timeout: Duration,
+    on_timeout: impl FnOnce(),
+) -> Finished {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
+    let out = child.stdout.take().map(Capture::start);
+    let err = child.stderr.take().map(Capture::start);
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break Some(st),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                on_timeout();
+                break None;
+            }
+        }
+    };
+    // After a timeout, something the child started may still hold the
+    // pipes: take what arrived instead of waiting for their end.
+    let patience = if status.is_some() {
+        timeout
+    } else {
+        Duration::from_secs(5)
+    };
+    let until = Instant::now() + patience;
+    Finished {
+        status,
+        stdout: out.map(|c| c.finish(until)).unwrap_or_default(),
+        stderr: err.map(|c| c.finish(until)).unwrap_or_default(),
+    }
+}
+
+/// A pipe read to its end on a thread.
+struct Capture {
+    buf: Arc<Mutex<Vec<u8>>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Capture {
+    fn start(mut r: impl Read + Send + 'static) -> Capture {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&buf);
+        let thread = std::thread::spawn(move || {
+            let mut chunk = [0u8; 8192];
+            while let Ok(n) = r.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend_from_slice(&chunk[..n]);
+            }
+        });
+        Capture { buf, thread }
+    }
+
+    fn finish(self, deadline: Instant) -> String {
+        while !self.thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let b = self.buf.lock().unwrap_or_else(|e| e.into_inner());
+        text(&b)
+    }
 }
 
 impl Drop for Bundle<'_> {
@@ -688,8 +758,8 @@ struct Container {
     id: String,
 }
 
-impl Drop for Container {
-    fn drop(&mut self) {
+impl Container {
+    fn delete(&self) {
         // `run` deletes the container when it exits normally; this covers
         // a killed or failed run. "does not exist" is the common answer.
         let _ = Command::new(&self.runtime)
@@ -699,6 +769,12 @@ impl Drop for Container {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        self.delete();
     }
 }
 
@@ -728,6 +804,25 @@ mod tests {
         assert_eq!(unescape_mountinfo(r"/tmp/a\040b"), "/tmp/a b");
         assert_eq!(unescape_mountinfo(r"/tmp/x\134"), r"/tmp/x\");
         assert_eq!(unescape_mountinfo("/plain"), "/plain");
+    }
+
+    #[test]
+    fn commands_are_captured_and_killed_at_the_timeout() {
+        let mut c = Command::new("sh");
+        c.args(["-c", "echo out; echo err >&2; exit 3"]);
+        let f = run_with_timeout(c, Duration::from_secs(30), || panic!("no timeout"));
+        assert_eq!(f.status.and_then(|s| s.code()), Some(3));
+        assert_eq!((f.stdout.as_str(), f.stderr.as_str()), ("out\n", "err\n"));
+
+        // The grandchild `sleep` keeps stdout open after sh is killed.
+        let mut c = Command::new("sh");
+        c.args(["-c", "echo started; sleep 8 & wait"]);
+        let called = std::cell::Cell::new(false);
+        let t = Instant::now();
+        let f = run_with_timeout(c, Duration::from_millis(300), || called.set(true));
+        assert!(f.status.is_none() && called.get());
+        assert_eq!(f.stdout, "started\n");
+        assert!(t.elapsed() < Duration::from_secs(7), "{:?}", t.elapsed());
     }
 
     #[test]
