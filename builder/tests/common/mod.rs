@@ -74,24 +74,61 @@ fn repo_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".."))
 }
 
+/// keel-build as cargo built it for these tests. Other worktrees sharing
+/// the target dir rebuild it in place, so the tests run a snapshot.
+pub fn keel_build() -> &'static Path {
+    static COPY: OnceLock<PathBuf> = OnceLock::new();
+    COPY.get_or_init(|| snapshot(Path::new(KEEL_BUILD)))
+}
+
 /// keel-runtime from the same target dir as keel-build (`cargo build -p
 /// keel-runtime` puts it there; cargo does not build other packages'
-/// binaries for our tests).
+/// binaries for our tests), snapshotted too.
 pub fn keel_runtime() -> PathBuf {
-    let dir = Path::new(KEEL_BUILD)
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    // Integration test binaries may also live in deps/, one level down.
-    for d in [dir.clone(), dir.join("..")] {
-        let p = d.join("keel-runtime");
-        if p.is_file() {
-            return p;
+    static COPY: OnceLock<PathBuf> = OnceLock::new();
+    COPY.get_or_init(|| {
+        let built = Path::new(KEEL_BUILD).with_file_name("keel-runtime");
+        assert!(
+            built.is_file(),
+            "keel-runtime is not built beside {KEEL_BUILD}: run `cargo build -p keel-runtime` with the same CARGO_TARGET_DIR"
+        );
+        snapshot(&built)
+    })
+    .clone()
+}
+
+/// Copies a binary into this process's own directory under cargo's
+/// target tmp dir, first removing the directories of test processes that
+/// have exited.
+fn snapshot(built: &Path) -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        if let Ok(entries) = std::fs::read_dir(base) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let Some(pid) = name
+                    .strip_prefix("keel-fixtures-")
+                    .and_then(|p| p.parse::<i32>().ok())
+                else {
+                    continue;
+                };
+                let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+                    == Err(nix::errno::Errno::ESRCH);
+                if gone {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
         }
-    }
-    panic!(
-        "keel-runtime is not built beside {KEEL_BUILD}: run `cargo build -p keel-runtime` with the same CARGO_TARGET_DIR"
-    );
+        let dir = base.join(format!("keel-fixtures-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+        dir
+    });
+    let name = built.file_name().expect("a binary's file name");
+    let dest = dir.join(name);
+    std::fs::copy(built, &dest)
+        .unwrap_or_else(|e| panic!("copying {} to {}: {e}", built.display(), dest.display()));
+    dest
 }
 
 fn on_path(name: &str) -> Option<PathBuf> {
@@ -272,7 +309,7 @@ impl Store {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut c = Command::new(KEEL_BUILD);
+        let mut c = Command::new(keel_build());
         c.arg("--root").arg(&self.root).args(args);
         c.env_remove("SOURCE_DATE_EPOCH");
         for (k, v) in &self.env {
