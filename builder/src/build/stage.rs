@@ -8,9 +8,6 @@ use crate::image::ImageConfig;
 
 use super::{Build, BuildError, StepError};
 
-/// What Docker sets when the base image has no PATH (Linux).
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
 #[derive(Debug, Clone)]
 pub enum Base {
     Stage(usize),
@@ -93,7 +90,9 @@ impl Build<'_> {
         // default one, and it stays in the image config: images built here
         // must say the same in `inspect`, not rely on runtimes adding it.
         if state.config.env_get("PATH").is_none() {
-            state.config.env_set("PATH", DEFAULT_PATH);
+            if let Some(("PATH", path)) = crate::defaults::DEFAULT_PATH.split_once('=') {
+                state.config.env_set("PATH", path);
+            }
         }
         // ONBUILD triggers of the base image run first, then are dropped.
         let triggers = std::mem::take(&mut state.config.config.on_build);
