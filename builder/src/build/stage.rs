@@ -86,6 +86,14 @@ impl Build<'_> {
             source: Box::new(source),
         })?;
         self.progress.done();
+        // Docker and BuildKit give a stage whose base sets no PATH the
+        // default one, and it stays in the image config: images built here
+        // must say the same in `inspect`, not rely on runtimes adding it.
+        if state.config.env_get("PATH").is_none() {
+            if let Some(("PATH", path)) = crate::defaults::DEFAULT_PATH.split_once('=') {
+                state.config.env_set("PATH", path);
+            }
+        }
         // ONBUILD triggers of the base image run first, then are dropped.
         let triggers = std::mem::take(&mut state.config.config.on_build);
         if !triggers.is_empty() {
