@@ -34,31 +34,43 @@ const ASCII_ESCAPES: [u8; 128] = {
 /// byte (Go decodes a bad byte as a 1-byte RuneError), U+2028 and U+2029
 /// are escaped so the line is also valid JavaScript.
 pub(crate) fn escape_into(out: &mut Vec<u8>, s: &[u8]) {
+    escape(out, s, false);
+}
+
+/// [`escape_into`] up to and including the first newline: the bytes of
+/// `s` consumed, and whether they end with that newline. One pass finds
+/// the line and escapes it.
+pub(crate) fn escape_line(out: &mut Vec<u8>, s: &[u8]) -> (usize, bool) {
+    escape(out, s, true)
+}
+
+fn escape(out: &mut Vec<u8>, s: &[u8], stop_at_newline: bool) -> (usize, bool) {
     let mut start = 0;
     let mut i = 0;
-    while i < s.len() {
+    loop {
+        i = skip_plain(s, i);
+        if i >= s.len() {
+            break;
+        }
         let b = s[i];
         if b < 0x80 {
-            let e = ASCII_ESCAPES[b as usize];
-            if e == 0 {
-                i += 1;
-                continue;
-            }
             out.extend_from_slice(&s[start..i]);
-            if e == b'u' {
-                out.extend_from_slice(&[
+            match ASCII_ESCAPES[b as usize] {
+                b'u' => out.extend_from_slice(&[
                     b'\\',
                     b'u',
                     b'0',
                     b'0',
                     HEX[(b >> 4) as usize],
                     HEX[(b & 0xf) as usize],
-                ]);
-            } else {
-                out.extend_from_slice(&[b'\\', e]);
+                ]),
+                e => out.extend_from_slice(&[b'\\', e]),
             }
             i += 1;
             start = i;
+            if b == b'\n' && stop_at_newline {
+                return (i, true);
+            }
             continue;
         }
         match utf8_char(&s[i..]) {
@@ -78,6 +90,42 @@ pub(crate) fn escape_into(out: &mut Vec<u8>, s: &[u8]) {
         }
     }
     out.extend_from_slice(&s[start..]);
+    (s.len(), false)
+}
+
+/// The index of the first byte from `i` on that is not copied as is: an
+/// ASCII byte to escape, or any non-ASCII one (its character is decided by
+/// the caller). Log text is mostly plain, so this is where the time goes.
+#[inline]
+fn skip_plain(s: &[u8], mut i: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        // SAFETY: SSE2 is part of the x86_64 baseline, and every load is
+        // unaligned and of 16 bytes within `s` (i + 16 <= len).
+        unsafe {
+            // Signed compare: bytes from 0x80 are negative, so one test
+            // catches control characters and non-ASCII alike.
+            let below = _mm_set1_epi8(0x20);
+            let specials = [b'"', b'\\', b'<', b'>', b'&'].map(|c| _mm_set1_epi8(c as i8));
+            while i + 16 <= s.len() {
+                let v = _mm_loadu_si128(s.as_ptr().add(i) as *const __m128i);
+                let mut m = _mm_cmplt_epi8(v, below);
+                for c in specials {
+                    m = _mm_or_si128(m, _mm_cmpeq_epi8(v, c));
+                }
+                let bits = _mm_movemask_epi8(m);
+                if bits != 0 {
+                    return i + bits.trailing_zeros() as usize;
+                }
+                i += 16;
+            }
+        }
+    }
+    while i < s.len() && s[i] < 0x80 && ASCII_ESCAPES[s[i] as usize] == 0 {
+        i += 1;
+    }
+    i
 }
 
 /// The code point and length of the UTF-8 character `s` starts with, or
@@ -181,6 +229,34 @@ mod tests {
         assert_eq!(esc(b"\xf4\x90\x80\x80"), r"\ufffd\ufffd\ufffd\ufffd");
         // Cut at the end of the input, as a 16 KiB split can leave it.
         assert_eq!(esc("€".as_bytes()[..2].as_ref()), r"\ufffd\ufffd");
+    }
+
+    #[test]
+    fn escape_line_stops_after_the_newline() {
+        let mut out = Vec::new();
+        assert_eq!(escape_line(&mut out, b"ab\ncd\n"), (3, true));
+        assert_eq!(out, br"ab\n");
+        out.clear();
+        assert_eq!(escape_line(&mut out, b"no newline <"), (12, false));
+        assert_eq!(out, br"no newline \u003c");
+        // Past the 16-byte fast path too.
+        let long = [b"x".repeat(40), b"\n".to_vec(), b"y".repeat(5)].concat();
+        out.clear();
+        assert_eq!(escape_line(&mut out, &long), (41, true));
+        assert_eq!(out.len(), 42);
+    }
+
+    #[test]
+    fn fast_path_finds_specials_at_every_position() {
+        for pos in 0..40 {
+            for special in [b'\x01', b'"', b'\\', b'<', b'>', b'&', 0xff] {
+                let mut s = vec![b'a'; 40];
+                s[pos] = special;
+                assert_eq!(skip_plain(&s, 0), pos, "byte {special:#x} at {pos}");
+            }
+        }
+        assert_eq!(skip_plain(&[b'a'; 40], 0), 40);
+        assert_eq!(skip_plain(b"\x7f~ ", 0), 3);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use super::json::{escape_into, go_rfc3339_nano};
+use super::json::{escape_into, escape_line, go_rfc3339_nano};
 use super::{rotated_path, LogOptions, Stream, MAX_ENTRY};
 
 /// Entries are collected here and reach the file in one write per
@@ -85,36 +85,61 @@ impl LogWriter {
     /// entries; what is left without a newline stays in `partial`.
     fn split(&mut self, stream: Stream, partial: &mut Vec<u8>, data: &[u8]) -> io::Result<()> {
         let mut rest = data;
-        loop {
-            let room = MAX_ENTRY - partial.len();
-            let window = &rest[..rest.len().min(room)];
-            let cut = match window.iter().position(|b| *b == b'\n') {
-                Some(nl) => nl + 1,
-                None if rest.len() >= room => room,
-                None => {
-                    partial.extend_from_slice(rest);
-                    return Ok(());
-                }
-            };
-            let (piece, tail) = rest.split_at(cut);
-            if partial.is_empty() {
-                self.entry(stream, piece)?;
-            } else {
-                partial.extend_from_slice(piece);
-                self.entry(stream, partial)?;
+        while !rest.is_empty() {
+            if !partial.is_empty() {
+                // The rare case (once per call at most): the line's start
+                // came earlier, and is escaped together with its end so a
+                // character cut between two reads stays whole.
+                let room = MAX_ENTRY - partial.len();
+                let window = &rest[..rest.len().min(room)];
+                let cut = match window.iter().position(|b| *b == b'\n') {
+                    Some(nl) => nl + 1,
+                    None if rest.len() >= room => room,
+                    None => {
+                        partial.extend_from_slice(rest);
+                        return Ok(());
+                    }
+                };
+                partial.extend_from_slice(&rest[..cut]);
+                let mark = self.begin_entry();
+                escape_into(&mut self.buf, partial);
+                self.end_entry(stream, mark)?;
                 partial.clear();
+                rest = &rest[cut..];
+                continue;
             }
-            rest = tail;
-            if rest.is_empty() {
+            // The common case: the line is found while it is escaped.
+            let window = &rest[..rest.len().min(MAX_ENTRY)];
+            let mark = self.begin_entry();
+            let (used, newline) = escape_line(&mut self.buf, window);
+            if !newline && used < MAX_ENTRY {
+                // Unfinished: kept raw until its end comes.
+                self.buf.truncate(mark);
+                partial.extend_from_slice(rest);
                 return Ok(());
             }
+            self.end_entry(stream, mark)?;
+            rest = &rest[used..];
         }
+        Ok(())
     }
 
     fn entry(&mut self, stream: Stream, text: &[u8]) -> io::Result<()> {
+        let mark = self.begin_entry();
+        escape_into(&mut self.buf, text);
+        self.end_entry(stream, mark)
+    }
+
+    /// Starts an entry in the buffer; returns where it starts.
+    fn begin_entry(&mut self) -> usize {
         let mark = self.buf.len();
         self.buf.extend_from_slice(b"{\"log\":\"");
-        escape_into(&mut self.buf, text);
+        mark
+    }
+
+    /// Closes the entry started at `mark` (its text escaped after it), and
+    /// rotates first if it would not fit in the current file.
+    fn end_entry(&mut self, stream: Stream, mark: usize) -> io::Result<()> {
         self.buf.extend_from_slice(match stream {
             Stream::Stdout => b"\",\"stream\":\"stdout\",\"time\":\"",
             Stream::Stderr => b"\",\"stream\":\"stderr\",\"time\":\"",
@@ -287,6 +312,16 @@ mod tests {
     }
 
     #[test]
+    fn a_character_cut_between_two_reads_stays_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ctr.log");
+        let mut w = LogWriter::open(&p, LogOptions::default()).unwrap();
+        w.write(Stream::Stdout, b"caf\xc3").unwrap();
+        w.write(Stream::Stdout, b"\xa9 <\n").unwrap();
+        assert_eq!(logs_of(&p), ["café <\n"]);
+    }
+
+    #[test]
     fn long_lines_are_cut_at_16k() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("ctr.log");
@@ -409,33 +444,70 @@ mod tests {
         assert_eq!(logs_of(&p), ["9\n"]);
     }
 
-    /// `cargo test -p keel-shim --release bench_writer -- --ignored --nocapture`;
-    /// KEEL_LOG_BENCH_MB sets the amount (default 1024).
+    /// `cargo test -p keel-shim --release bench_writer -- --ignored --nocapture`.
+    /// KEEL_LOG_BENCH_MB sets the amount (default 1024), KEEL_LOG_BENCH_DIR
+    /// where the log goes (default the temp dir), and KEEL_LOG_BENCH_CMD a
+    /// shell command whose stdout is logged through a pipe instead of
+    /// generated lines (the same a supervisor does, for a fair comparison
+    /// with conmon fed by the same command).
     #[test]
     #[ignore]
     fn bench_writer() {
+        use std::io::Read;
         let mb: usize = std::env::var("KEEL_LOG_BENCH_MB")
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(1024);
-        let dir = tempfile::tempdir().unwrap();
+        let dir = match std::env::var_os("KEEL_LOG_BENCH_DIR") {
+            Some(d) => tempfile::tempdir_in(d).unwrap(),
+            None => tempfile::tempdir().unwrap(),
+        };
         let p = dir.path().join("ctr.log");
         let mut w = LogWriter::open(&p, LogOptions::default()).unwrap();
-        // Pipe-sized reads of ~100-byte lines, as a supervisor gets them.
-        let mut chunk = Vec::new();
-        let mut n = 0u64;
-        while chunk.len() < 64 * 1024 - 128 {
-            chunk.extend_from_slice(format!("{n:08} the quick brown fox jumps over the lazy dog \"quoted\" <tag> and\ttab\n").as_bytes());
-            n += 1;
-        }
-        let rounds = mb * 1024 * 1024 / chunk.len();
         let start = std::time::Instant::now();
-        for _ in 0..rounds {
-            w.write(Stream::Stdout, &chunk).unwrap();
+        let mut input = 0usize;
+        if let Ok(cmd) = std::env::var("KEEL_LOG_BENCH_CMD") {
+            let mut child = std::process::Command::new("sh")
+                .args(["-c", &cmd])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut out = child.stdout.take().unwrap();
+            // What a supervisor should do with its pipes: fewer, larger
+            // reads (the default pipe holds 64 KiB).
+            let _ = nix::fcntl::fcntl(
+                std::os::fd::AsRawFd::as_raw_fd(&out),
+                nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20),
+            );
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = out.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                input += n;
+                w.write(Stream::Stdout, &buf[..n]).unwrap();
+            }
+            child.wait().unwrap();
+        } else {
+            // Pipe-sized reads of ~100-byte lines, as a supervisor gets them.
+            let mut chunk = Vec::new();
+            let mut n = 0u64;
+            while chunk.len() < 64 * 1024 - 128 {
+                chunk.extend_from_slice(
+                    format!("{n:08} the quick brown fox jumps over the lazy dog \"quoted\" <tag> and\ttab\n")
+                        .as_bytes(),
+                );
+                n += 1;
+            }
+            for _ in 0..mb * 1024 * 1024 / chunk.len() {
+                w.write(Stream::Stdout, &chunk).unwrap();
+                input += chunk.len();
+            }
         }
         w.flush().unwrap();
         let secs = start.elapsed().as_secs_f64();
-        let input = (rounds * chunk.len()) as f64 / 1e6;
+        let input = input as f64 / 1e6;
         println!(
             "log writer: {input:.0} MB of lines in {secs:.2} s = {:.0} MB/s input, file {} MB",
             input / secs,
