@@ -48,8 +48,8 @@ step "keel-shim run --rm bbapp selftest: attached, output streams here, exit sta
 "${shim[@]}" run --rm bbapp selftest
 echo "exit status: $?"
 
-step "keel-shim run -d --name web bbapp: detached (the image's CMD: busybox httpd), the id comes back at once"
-"${shim[@]}" run -d --name web bbapp
+step "keel-shim run -dit --name web bbapp: detached with a terminal (the image's CMD: busybox httpd), the id comes back at once"
+"${shim[@]}" run -dit --name web bbapp
 "${shim[@]}" ps
 
 step "keel-shim logs -f web (for two seconds): every byte the container writes is in its json-file log"
@@ -63,8 +63,8 @@ sleep 1
 tmux has-session -t "$id" 2>/dev/null && echo "attach still running?" || echo "attach returned after the detach keys"
 "${shim[@]}" ps
 
-step "keel-shim stop web (the image's STOPSIGNAL, SIGKILL after the timeout), then rm"
-"${shim[@]}" stop web
+step "keel-shim stop -t 2 web: the image's STOPSIGNAL (httpd as pid 1 ignores it), SIGKILL after 2 s; then rm"
+"${shim[@]}" stop -t 2 web
 "${shim[@]}" ps -a
 "${shim[@]}" rm web
 echo "containers left: $("${shim[@]}" ps -aq | wc -l)"
