@@ -17,3 +17,5 @@ pub mod layer;
 pub mod plan;
 pub mod progress;
 pub mod store;
+#[doc(hidden)]
+pub mod testing;

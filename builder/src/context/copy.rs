@@ -318,7 +318,7 @@ mod tests {
 
     #[test]
     fn busybox_fixture_copy_of_the_context_matches_the_reference() {
-        let root = Path::new("/work/shared/fixtures/busybox-app");
+        let root = &crate::testing::fixtures_dir().join("busybox-app");
         if !root.exists() {
             eprintln!("fixture missing, skipped");
             return;

@@ -109,7 +109,7 @@ mod tests {
 
     #[test]
     fn busybox_fixture_listing_matches_the_reference() {
-        let root = Path::new("/work/shared/fixtures/busybox-app");
+        let root = &crate::testing::fixtures_dir().join("busybox-app");
         if !root.exists() {
             eprintln!("fixture missing, skipped");
             return;
@@ -134,7 +134,7 @@ mod tests {
 
     #[test]
     fn python_fixture_listing_leaves_out_env_logs_and_dockerfile() {
-        let root = Path::new("/work/shared/fixtures/python-app");
+        let root = &crate::testing::fixtures_dir().join("python-app");
         if !root.exists() {
             eprintln!("fixture missing, skipped");
             return;

@@ -257,11 +257,9 @@ pub fn parse_file(path: &Path) -> Result<Dockerfile, DockerfileError> {
 mod tests {
     use super::*;
 
-    const FIXTURES: &str = "/work/shared/fixtures";
-
     /// The fixture's Dockerfile, or None (with a note) when it is absent.
     fn fixture(name: &str) -> Option<Dockerfile> {
-        let path = Path::new(FIXTURES).join(name).join("Dockerfile");
+        let path = crate::testing::fixtures_dir().join(name).join("Dockerfile");
         if !path.exists() {
             eprintln!("skipping: {} not found", path.display());
             return None;

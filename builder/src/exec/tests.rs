@@ -11,8 +11,6 @@ use keel_runtime_client::Runtime;
 
 use super::*;
 
-const KEEL_RUNTIME: &str = "/work/main/target/release/keel-runtime";
-
 fn runtimes() -> Vec<PathBuf> {
     if fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(1) != 0 {
         eprintln!("note: not root, skipping RUN step tests");
@@ -26,10 +24,9 @@ fn runtimes() -> Vec<PathBuf> {
         Some(p) => found.push(PathBuf::from(p)),
         None => eprintln!("note: runc not installed (apt-get install -y runc), skipping it"),
     }
-    if Path::new(KEEL_RUNTIME).is_file() {
-        found.push(PathBuf::from(KEEL_RUNTIME));
-    } else {
-        eprintln!("note: {KEEL_RUNTIME} not built, skipping it");
+    match crate::testing::workspace_binary("keel-runtime") {
+        Some(p) => found.push(p),
+        None => eprintln!("note: keel-runtime not built beside the tests, skipping it"),
     }
     found
 }

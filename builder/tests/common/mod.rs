@@ -44,9 +44,7 @@ pub fn skip() -> bool {
 }
 
 pub fn fixtures_dir() -> PathBuf {
-    std::env::var_os("KEEL_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/shared/fixtures"))
+    keel_builder::testing::fixtures_dir()
 }
 
 pub fn fixture(name: &str) -> PathBuf {

@@ -11,7 +11,13 @@ use std::time::{Duration, Instant};
 
 use keel_runtime_client::{CreateOpts, Error, ExecOpts, Io, Runtime, Status};
 
-const KEEL_RUNTIME: &str = "/work/main/target/release/keel-runtime";
+/// keel-runtime as `cargo test --workspace` builds it: beside this test's
+/// profile dir (target/<profile>/deps/<test> -> target/<profile>/keel-runtime).
+fn keel_runtime() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let p = exe.parent()?.parent()?.join("keel-runtime");
+    p.is_file().then_some(p)
+}
 
 fn is_root() -> bool {
     fs::metadata("/proc/self")
@@ -38,10 +44,10 @@ fn runtimes() -> Vec<PathBuf> {
         Some(p) => found.push(p),
         None => eprintln!("note: runc not installed (apt-get install -y runc), skipping it"),
     }
-    if Path::new(KEEL_RUNTIME).is_file() {
-        found.push(PathBuf::from(KEEL_RUNTIME));
+    if let Some(p) = keel_runtime() {
+        found.push(p);
     } else {
-        eprintln!("note: {KEEL_RUNTIME} not built, skipping it");
+        eprintln!("note: keel-runtime not built beside the tests, skipping it");
     }
     found
 }
