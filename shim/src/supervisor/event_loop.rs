@@ -330,7 +330,7 @@ impl Loop {
                 continue;
             }
 
-            let mut closed_outputs = Vec::new();
+            let mut ready_outputs = Vec::new();
             let mut accept = false;
             let mut stdin_ready = false;
             let mut client_events = Vec::new();
@@ -342,14 +342,14 @@ impl Loop {
                 match *slot {
                     Slot::Signals => sig = true,
                     Slot::Listener => accept = true,
-                    Slot::Output(i) => closed_outputs.push(i),
+                    Slot::Output(i) => ready_outputs.push(i),
                     Slot::Stdin => stdin_ready = true,
                     Slot::Client(i) => client_events.push((i, io::readable(p), io::writable(p))),
                 }
             }
             // Output first: it is what must never back up.
             let mut gone = Vec::new();
-            for i in closed_outputs {
+            for i in ready_outputs {
                 if self.read_output(i) {
                     gone.push(i);
                 }
