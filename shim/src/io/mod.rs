@@ -61,6 +61,17 @@ pub fn set_cloexec(fd: BorrowedFd<'_>, on: bool, what: &'static str) -> Result<(
     Ok(())
 }
 
+/// Grows a pipe's buffer (F_SETPIPE_SZ), returning the size it got. A
+/// container writing fast then blocks and wakes us far less often; the
+/// kernel allocates the pages only as data is queued, so an idle pipe
+/// costs nothing more. Refusal (a lower `pipe-max-size`) is not an error:
+/// the pipe keeps the size it had.
+pub fn grow_pipe(fd: BorrowedFd<'_>, bytes: i32) -> Option<i32> {
+    // SAFETY: fcntl on a descriptor we own, with an integer argument.
+    let got = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, bytes) };
+    (got > 0).then_some(got)
+}
+
 /// What a non-blocking read gave.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ReadOutcome {
@@ -202,6 +213,16 @@ mod tests {
         assert!(get(&r).contains(FdFlag::FD_CLOEXEC));
         set_cloexec(r.as_fd(), false, "test").unwrap();
         assert!(!get(&r).contains(FdFlag::FD_CLOEXEC));
+    }
+
+    #[test]
+    fn grown_pipe_holds_more_than_the_default() {
+        let (_r, w) = pipe("test").unwrap();
+        let got = grow_pipe(w.as_fd(), 1 << 20).unwrap();
+        assert!(got >= 1 << 20);
+        set_nonblocking(w.as_fd(), "test write end").unwrap();
+        let chunk = vec![0u8; 1 << 20];
+        assert_eq!(write_nonblocking(w.as_fd(), &chunk).unwrap(), 1 << 20);
     }
 
     #[test]

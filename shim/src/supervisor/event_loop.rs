@@ -30,6 +30,8 @@ const STDIN_QUEUE_MAX: usize = 64 * 1024;
 /// Reads from one output descriptor per wakeup, so that one busy stream
 /// does not starve the other and the clients.
 const READS_PER_TURN: usize = 8;
+/// Capacity asked for the container's stdout and stderr pipes.
+const OUTPUT_PIPE_SIZE: i32 = 1 << 20;
 /// After the init exited, how long output may keep coming (from processes
 /// that still hold the pipes) before we stop reading it.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
@@ -57,6 +59,9 @@ impl ContainerIo {
     ) -> Result<ContainerIo, IoError> {
         io::set_nonblocking(stdout.as_fd(), "container stdout")?;
         io::set_nonblocking(stderr.as_fd(), "container stderr")?;
+        for fd in [&stdout, &stderr] {
+            io::grow_pipe(fd.as_fd(), OUTPUT_PIPE_SIZE);
+        }
         if let Some(s) = &stdin {
             io::set_nonblocking(s.as_fd(), "container stdin")?;
         }
@@ -325,7 +330,7 @@ impl Loop {
                 continue;
             }
 
-            let mut closed_outputs = Vec::new();
+            let mut ready_outputs = Vec::new();
             let mut accept = false;
             let mut stdin_ready = false;
             let mut client_events = Vec::new();
@@ -337,14 +342,14 @@ impl Loop {
                 match *slot {
                     Slot::Signals => sig = true,
                     Slot::Listener => accept = true,
-                    Slot::Output(i) => closed_outputs.push(i),
+                    Slot::Output(i) => ready_outputs.push(i),
                     Slot::Stdin => stdin_ready = true,
                     Slot::Client(i) => client_events.push((i, io::readable(p), io::writable(p))),
                 }
             }
             // Output first: it is what must never back up.
             let mut gone = Vec::new();
-            for i in closed_outputs {
+            for i in ready_outputs {
                 if self.read_output(i) {
                     gone.push(i);
                 }

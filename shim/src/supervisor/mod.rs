@@ -70,6 +70,8 @@ pub enum SupervisorError {
         path: PathBuf,
         source: io::Error,
     },
+    #[error("container {id} already has a live supervisor (listening at {path})")]
+    AlreadySupervised { id: String, path: PathBuf },
     #[error("starting the supervisor {exe}: {source}")]
     Exec { exe: PathBuf, source: io::Error },
     /// The supervisor failed before the container ran (as it reported).

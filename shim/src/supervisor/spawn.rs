@@ -95,6 +95,15 @@ pub(crate) fn spawn_with(
     start: bool,
 ) -> Result<SpawnOutcome> {
     let id = meta.id.as_str();
+    // A second supervisor would take over the socket and then remove the
+    // first one's run dir.
+    let sock = paths.attach_socket(id);
+    if std::os::unix::net::UnixStream::connect(&sock).is_ok() {
+        return Err(SupervisorError::AlreadySupervised {
+            id: id.to_string(),
+            path: sock,
+        });
+    }
     let run_dir = paths.run_dir(id);
     std::fs::create_dir_all(&run_dir).map_err(|source| SupervisorError::Fs {
         what: "creating run dir",

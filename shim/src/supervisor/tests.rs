@@ -736,7 +736,7 @@ fn missing_metadata_is_reported_to_the_spawner() {
 }
 
 #[test]
-fn start_of_a_started_container_is_refused() {
+fn start_of_a_started_container_and_a_second_supervisor_are_refused() {
     let fx = Fixture::new("keel-runtime");
     let meta = fx.container(&["sleep", "1000"], false, false);
     let out = fx.spawn(&meta, true).unwrap();
@@ -747,6 +747,13 @@ fn start_of_a_started_container_is_refused() {
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
+    match fx.spawn(&meta, true) {
+        Err(SupervisorError::AlreadySupervised { .. }) => {}
+        other => panic!("expected AlreadySupervised, got {other:?}"),
+    }
+    // The first supervisor is untouched.
+    assert!(fx.paths.attach_socket(&meta.id).exists());
+    assert!(alive(out.supervisor_pid));
     kill9(out.container_pid);
     fx.wait_exit(&meta.id, Duration::from_secs(20));
     match start_created(&fx.paths, &meta.id) {
