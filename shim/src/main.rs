@@ -68,9 +68,10 @@ fn dispatch(cli: Cli) -> commands::Result<i32> {
         runtime: find_runtime(&cli.runtime),
     };
     match cli.command {
+        // Forks and carries on in the child: nothing here may have
+        // started a thread before it.
         Command::Supervise { id } => {
-            keel_shim::supervisor::main(&shim.paths, &id);
-            Ok(0)
+            std::process::exit(keel_shim::supervisor::main(&shim.paths, &id))
         }
         Command::Run {
             detach,
