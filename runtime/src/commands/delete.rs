@@ -62,7 +62,7 @@ pub(crate) fn delete_own(c: &mut Container, force: bool) -> Result<()> {
 /// unlocked since a hook may well ask for the container's state).
 pub(crate) fn delete_loaded(c: &mut Container, force: bool, lock: StateLock) -> Result<()> {
     let late = crate::hooks::load(c);
-    match c.delete(force) {
+    match delete_waiting_for_cgroup(c, force) {
         Ok(()) => {}
         Err(LibcontainerError::OtherIO(e)) if e.raw_os_error() == Some(libc::ENOTEMPTY) => {
             // The cgroup and processes are gone by now; what is left is the
@@ -97,6 +97,31 @@ pub(crate) fn delete_loaded(c: &mut Container, force: bool, lock: StateLock) -> 
     drop(lock);
     crate::hooks::run_each("poststop", &late.poststop, c, None);
     Ok(())
+}
+
+/// libcontainer's delete, again while the cgroup cannot be removed yet: it
+/// SIGKILLs the processes but gives them only about 100 ms to leave the
+/// cgroup (libcgroups' rmdir retries), which a loaded machine overruns. The
+/// container is saved as stopped by the first attempt, so a retry goes
+/// straight to the cgroup and the state directory.
+fn delete_waiting_for_cgroup(
+    c: &mut Container,
+    force: bool,
+) -> std::result::Result<(), LibcontainerError> {
+    const LIMIT: Duration = Duration::from_secs(5);
+    let started = std::time::Instant::now();
+    loop {
+        match c.delete(force) {
+            Err(LibcontainerError::CgroupManager(e)) if started.elapsed() < LIMIT => {
+                tracing::debug!(
+                    "container {}: cgroup not removable yet ({e}); again",
+                    c.id()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            r => return r,
+        }
+    }
 }
 
 /// `remove_dir_all`, tried a few times while a writer that ignores the lock
