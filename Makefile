@@ -8,7 +8,7 @@ DEMO_DIR ?= /tmp/keel-demo
 # Debian packages: for the tests (busybox rootfs), the conformance suite
 # installs its own; the benchmarks and real clients need the peers.
 TEST_DEBS := busybox-static procps python3 runc tmux
-BENCH_DEBS := busybox-static hyperfine runc crun time python3
+BENCH_DEBS := busybox-static hyperfine runc crun time python3 podman conmon
 CLIENT_DEBS := busybox-static docker.io containerd podman conmon runc umoci skopeo python3 tmux
 
 .PHONY: all build demo test unit lint conformance conformance-oci conformance-clients bench clean
@@ -45,6 +45,7 @@ conformance-clients: build
 bench: build
 	scripts/deps.sh $(BENCH_DEBS)
 	bench/runtime.sh $(CURDIR)/$(RUNTIME)
+	bench/shim.sh $(CURDIR)/target/release
 
 clean:
 	$(CARGO) clean
