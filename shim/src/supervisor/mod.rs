@@ -33,6 +33,9 @@ use crate::io::IoError;
 pub use launch::main;
 pub use spawn::{spawn, start_created};
 
+/// The supervisor-only binary, installed beside keel-shim.
+pub const SUPERVISOR_BINARY: &str = "keel-shim-supervisor";
+
 /// The hidden subcommand the CLI routes to [`main`].
 pub const SUPERVISE_COMMAND: &str = "__supervise";
 pub(crate) const REPORT_FD_ENV: &str = "KEEL_SHIM_REPORT_FD";

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     exit_code_for_runtime_error, Result, SpawnOutcome, SupervisorError, REPORT_FD_ENV, START_ENV,
-    SUPERVISE_COMMAND,
+    SUPERVISE_COMMAND, SUPERVISOR_BINARY,
 };
 use crate::attach::client::request_start;
 use crate::container::{ContainerMeta, Paths};
@@ -38,6 +38,19 @@ pub(crate) enum Report {
     },
 }
 
+/// The small `keel-shim-supervisor` beside this binary (the same code
+/// without the CLI, the image store and the bundle writer: a third of the
+/// resident memory of each idle supervisor), else this binary itself
+/// through /proc/self/exe, which still works when it was replaced on disk
+/// since the CLI started.
+fn supervisor_binary() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|me| me.parent().map(|d| d.join(SUPERVISOR_BINARY)))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("/proc/self/exe"))
+}
+
 /// What to execute as the supervisor: the current binary in production,
 /// the test harness in tests.
 pub(crate) struct Launcher {
@@ -50,9 +63,7 @@ pub(crate) struct Launcher {
 impl Launcher {
     fn current(paths: &Paths, id: &str) -> Launcher {
         Launcher {
-            // Not current_exe(): /proc/self/exe still works when the binary
-            // was replaced on disk since the CLI started.
-            exe: PathBuf::from("/proc/self/exe"),
+            exe: supervisor_binary(),
             argv0: "keel-shim".into(),
             args: vec![
                 "--root".into(),
