@@ -3,6 +3,8 @@
 # skopeo for the image operations) in one run, and writes the tables and
 # ratios to BENCHMARKS.md, between the <!-- bench:builder --> markers.
 #   bench/builder.sh [KEEL_BUILD] [KEEL_RUNTIME]
+# BENCH_RUNS (default 5) runs per cell, BENCH_OUT the markdown file,
+# BENCH_RESULTS a directory for the raw hyperfine JSON.
 # Measures, for both fixtures of /work/shared/fixtures (or $BENCH_FIXTURES):
 # a cold build (build cache pruned, base image kept), a no-change rebuild, a
 # source-only change and (python) a dependency change; then `keel-build
@@ -54,6 +56,9 @@ mount -t overlay keel-bbench-varlib \
 	-o "lowerdir=/var/lib,upperdir=$work/varlib-up,workdir=$work/varlib-work" /var/lib
 
 K="$keel --root $work/keel"
+# keel-build again, with runc for RUN steps as buildah and podman have: what
+# the runtime is worth, apart from the builder.
+KR="$keel --root $work/keel-runc"
 KL="$keel --root $work/keel-load"
 bundles=()
 cleanup() {
@@ -95,11 +100,15 @@ csref() { echo "containers-storage:[overlay@$work/$1/root+$work/$1/runroot]$2"; 
 B="buildah $(cs buildah)"
 P="podman $(cs podman) --tmpdir $work/podman-tmp"
 PL="podman $(cs load) --tmpdir $work/podman-tmp"
-tools=(keel buildah podman)
+tools=(keel keelrunc buildah podman)
+runc=$(command -v runc)
+cut -d' ' -f1-3 /proc/loadavg >"$work/res/load-start"
 
 echo "importing the base images" >&2
-$K import "$bases/busybox" local/busybox:latest >/dev/null
-$K import "$bases/python" local/python:3 >/dev/null
+for k in "$K" "$KR"; do
+	$k import "$bases/busybox" local/busybox:latest >/dev/null
+	$k import "$bases/python" local/python:3 >/dev/null
+done
 # The same bytes for buildah and podman, from keel's OCI layout.
 for s in buildah podman; do
 	for img in local/busybox:latest local/python:3; do
@@ -132,6 +141,7 @@ bump bump-busybox-src "$work/busybox-app/src/app.sh" 'revision=[0-9]*' 'revision
 build_cmd() { # TOOL FIXTURE TAG
 	case $1 in
 	keel) echo "$K build -t $3 --progress quiet --network none --runtime $keel_rt $work/$2" ;;
+	keelrunc) echo "$KR build -t $3 --progress quiet --network none --runtime $runc $work/$2" ;;
 	buildah) echo "$B bud --layers --runtime runc --network none -q -t $3 $work/$2" ;;
 	podman) echo "$P build --layers --runtime runc --network none -q -t $3 $work/$2" ;;
 	esac
@@ -140,6 +150,7 @@ build_cmd() { # TOOL FIXTURE TAG
 prune_cmd() { # TOOL TAG
 	case $1 in
 	keel) echo "sh -c '$K rmi $2 >/dev/null 2>&1; $K prune --all >/dev/null'" ;;
+	keelrunc) echo "sh -c '$KR rmi $2 >/dev/null 2>&1; $KR prune --all >/dev/null'" ;;
 	buildah) echo "sh -c '$B rmi $2 >/dev/null 2>&1; $B rmi --prune >/dev/null'" ;;
 	podman) echo "sh -c '$P rmi $2 >/dev/null 2>&1; $P image prune -f >/dev/null'" ;;
 	esac
@@ -239,6 +250,7 @@ hf load-podman 1 --prepare "$PL rmi -a -f" "$PL load -q -i $archive"
 hf load-skopeo 1 --prepare "$PL rmi -a -f" \
 	"skopeo copy -q --insecure-policy docker-archive:$archive $(csref load localhost/local/python:3)"
 
+cut -d' ' -f1-3 /proc/loadavg >"$work/res/load-end"
 for t in keel keel_rt buildah podman skopeo umoci runc hyperfine; do
 	case $t in
 	keel) "$keel" --version ;;
@@ -250,6 +262,10 @@ du -sb "$bases/python" | cut -f1 >"$work/res/size-python"
 du -sb "$bases/busybox" | cut -f1 >"$work/res/size-busybox"
 for name in "${!cmdline[@]}"; do printf '%s\t%s\n' "$name" "${cmdline[$name]}"; done >"$work/res/commands.tsv"
 
+# BENCH_RESULTS=DIR keeps the raw hyperfine results (the temp dir goes).
+if [ -n "${BENCH_RESULTS:-}" ]; then
+	mkdir -p "$BENCH_RESULTS" && cp -a "$work/res/." "$BENCH_RESULTS/"
+fi
 python3 - "$work" "$out_md" "$runs" <<'PY'
 import datetime, json, os, platform, sys
 work, out, runs = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -270,11 +286,14 @@ def fmt(v):
 def ratio(a, b):
     return "n/a" if a is None or b is None else f"{a / b:.2f}"
 
+def load(when):
+    return open(f"{res}/load-{when}").read().strip().replace(" ", ", ")
+
 def ver(t):
     return open(f"{res}/version-{t}").read().strip()
 
-lines = ["| build (median ms) | keel-build | buildah | podman | keel/buildah | keel/podman |",
-         "|---|---|---|---|---|---|"]
+lines = ["| build (median ms) | keel-build | buildah | podman | keel/buildah | keel/podman | keel-build, RUN by runc |",
+         "|---|---|---|---|---|---|---|"]
 rows = [("python-app: cold (cache pruned)", "python-cold"),
         ("python-app: no change", "python-nochange"),
         ("python-app: source change (app.py)", "python-src"),
@@ -283,8 +302,23 @@ rows = [("python-app: cold (cache pruned)", "python-cold"),
         ("busybox-app: no change", "busybox-nochange"),
         ("busybox-app: source change (src/app.sh)", "busybox-src")]
 for label, key in rows:
-    k, b, p = (med(f"{key}-{t}") for t in ("keel", "buildah", "podman"))
-    lines.append(f"| {label} | {fmt(k)} | {fmt(b)} | {fmt(p)} | {ratio(k, b)} | {ratio(k, p)} |")
+    k, kr, b, p = (med(f"{key}-{t}") for t in ("keel", "keelrunc", "buildah", "podman"))
+    lines.append(f"| {label} | {fmt(k)} | {fmt(b)} | {fmt(p)} | {ratio(k, b)} | {ratio(k, p)} | {fmt(kr)} |")
+
+# CPU time is what load on a shared machine disturbs least: the wall times
+# above stretch with other work, the work done does not.
+def cpu(name):
+    p = f"{res}/{name}.json"
+    if not os.path.exists(p):
+        return None
+    r = json.load(open(p))["results"][0]
+    return (r["user"] + r["system"]) * 1000
+
+lines += ["", "| build: CPU, user + sys of the command and its children (mean ms) | keel-build | buildah | podman | keel/buildah | keel/podman | keel-build, RUN by runc |",
+          "|---|---|---|---|---|---|---|"]
+for label, key in rows:
+    k, kr, b, p = (cpu(f"{key}-{t}") for t in ("keel", "keelrunc", "buildah", "podman"))
+    lines.append(f"| {label} | {fmt(k)} | {fmt(b)} | {fmt(p)} | {ratio(k, b)} | {ratio(k, p)} | {fmt(kr)} |")
 
 mb = lambda n: int(open(f"{res}/size-{n}").read()) / 1e6
 lines += ["", "| image operation (median ms) | keel-build | peer | peer's time | keel/peer |", "|---|---|---|---|---|"]
@@ -302,10 +336,17 @@ for label, k, peer, p in ops:
     kv, pv = med(k), med(p)
     lines.append(f"| {label} | {fmt(kv)} | {peer} | {fmt(pv)} | {ratio(kv, pv)} |")
 
+bp, bb = med("bundle-python-keel"), med("bundle-busybox-keel")
+if bp is not None and bb is not None:
+    lines += ["", f"`keel-build bundle` mounts an overlay of the layers the store already holds "
+              f"extracted, so its time does not grow with the image: {fmt(bp)} ms for python "
+              f"({mb('python'):.0f} MB) against {fmt(bb)} ms for busybox ({mb('busybox'):.1f} MB); "
+              "`umoci unpack` and `bundle --copy` write every file."]
+
 cmds = dict(l.rstrip("\n").split("\t", 1) for l in open(f"{res}/commands.tsv"))
 def short(c):
     return c.replace(work, "$W")
-shown = ["python-cold-keel", "python-cold-buildah", "python-cold-podman", "bundle-python-keel",
+shown = ["python-cold-keel", "python-cold-keelrunc", "python-cold-buildah", "python-cold-podman", "bundle-python-keel",
          "bundle-python-umoci", "save-oci-archive-keel", "save-oci-archive-skopeo", "load-keel",
          "load-podman", "load-skopeo"]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
@@ -318,7 +359,9 @@ section = "\n".join([
     f"{mem} GiB, kernel {platform.release()}, stores on {fs} under /tmp. "
     f"Versions: {ver('keel')} (RUN steps by {ver('keel_rt')}); {ver('buildah')}; {ver('podman')}; "
     f"{ver('skopeo')}; {ver('umoci')}; buildah and podman run RUN steps with {ver('runc')} "
-    "(crun 1.8 fails on this host's hybrid cgroups).",
+    "(crun 1.8 fails on this host's hybrid cgroups); the last column is keel-build with `--runtime runc` too. "
+    f"Load average (1, 5, 15 min) at the start: {load('start')}, at the end: {load('end')}: the machine is "
+    "shared, and figures taken under load are slower and noisier than a quiet machine's.",
     "",
     f"Command: `make bench` (`bench/builder.sh`: {ver('hyperfine')} -N, {runs} runs + 1 warm-up per cell "
     "(3 for the overlay bundle), medians in ms). Fixtures: /work/shared/fixtures. "
