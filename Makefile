@@ -9,6 +9,8 @@ DEMO_DIR ?= /tmp/keel-demo
 # installs its own; the benchmarks and real clients need the peers.
 TEST_DEBS := busybox-static procps python3 runc tmux
 BENCH_DEBS := busybox-static hyperfine runc crun time python3 podman conmon
+# The builder's peers, and what makes its base images (debootstrap).
+BENCH_BUILD_DEBS := buildah podman skopeo umoci hyperfine runc python3 busybox-static debootstrap
 CLIENT_DEBS := busybox-static docker.io containerd podman conmon runc umoci skopeo python3 tmux
 
 .PHONY: all build demo test unit lint conformance conformance-oci conformance-clients bench clean
@@ -43,8 +45,9 @@ conformance-clients: build
 	conformance/clients/run-all.sh $(CURDIR)/$(RUNTIME)
 
 bench: build
-	scripts/deps.sh $(BENCH_DEBS)
+	scripts/deps.sh $(BENCH_DEBS) $(BENCH_BUILD_DEBS)
 	bench/runtime.sh $(CURDIR)/$(RUNTIME)
+	bench/builder.sh $(CURDIR)/target/release/keel-build $(CURDIR)/$(RUNTIME)
 	bench/shim.sh $(CURDIR)/target/release
 
 clean:

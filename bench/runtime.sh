@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks keel-runtime side by side with runc and crun in one run, with
-# hyperfine, and writes the table and ratios to BENCHMARKS.md.
+# hyperfine, and writes the table and ratios to BENCHMARKS.md, between the
+# <!-- bench:runtime --> markers (the rest of the file is left as it is).
 #   bench/runtime.sh [KEEL_RUNTIME]
 # Measures: `run` of /bin/true (attached), create, start, delete, state,
 # create+start+delete as one sequence, peak RSS of `create`, binary size.
@@ -104,13 +105,16 @@ section = "\n".join([
     "busybox bundle running `/bin/true`; peak RSS by GNU time, median of 9). Ratios below 1 mean keel-runtime is faster or smaller.",
     "",
 ] + lines + [""])
-text = open(out).read() if os.path.exists(out) else "# Benchmarks\n\nEvery figure here comes from `make bench` on this repository's machine kind; each section says when and how.\n\n"
-start = text.find("## keel-runtime vs runc vs crun")
-if start >= 0:
-    end = text.find("\n## ", start + 1)
-    text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
+# Only our part of the file, between the markers: bench/builder.sh writes
+# its own, and the analyses around them are written by hand.
+begin, end = "<!-- bench:runtime -->", "<!-- /bench:runtime -->"
+text = open(out).read() if os.path.exists(out) else "# Benchmarks\n\nEvery figure here comes from `make bench` on this repository's machine kind; each section says when and how.\n"
+block = f"{begin}\n{section}{end}"
+i, j = text.find(begin), text.find(end)
+if i >= 0 and j > i:
+    text = text[:i] + block + text[j + len(end):]
 else:
-    text = text.rstrip("\n") + "\n\n" + section
+    text = text.rstrip("\n") + "\n\n" + block + "\n"
 open(out, "w").write(text)
 print(section)
 PY
