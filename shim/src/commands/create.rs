@@ -295,6 +295,9 @@ pub fn create(shim: &Shim, req: &CreateRequest) -> Result<ContainerMeta> {
                 },
             };
             create_bundle(store, image_ref, &bundle, &opts)?;
+            if let Some(w) = &req.workdir {
+                make_workdir(&bundle.join("rootfs"), w)?;
+            }
             if let Some(i) = &image {
                 let c = &i.config.config;
                 meta.entrypoint = match &req.entrypoint {
@@ -331,6 +334,17 @@ pub fn create(shim: &Shim, req: &CreateRequest) -> Result<ContainerMeta> {
     containers.update(&meta)?;
     undo.done = true;
     Ok(meta)
+}
+
+/// docker creates a missing `-w` directory (root's, 0755) before the
+/// process starts: a runtime cannot always do it as the container's user.
+fn make_workdir(rootfs: &Path, workdir: &str) -> Result<()> {
+    let dir = keel_builder::context::secure_join(rootfs, workdir).map_err(|e| ShimError::Flag {
+        flag: "-w",
+        value: workdir.to_string(),
+        reason: e.to_string(),
+    })?;
+    fs::create_dir_all(&dir).map_err(ShimError::io("creating the working directory", &dir))
 }
 
 /// The things `create_bundle` has no option for: bind mounts, and for a

@@ -61,12 +61,85 @@ pub fn exec(shim: &Shim, name: &str, req: &ExecRequest) -> Result<i32> {
     if !req.interactive && !req.tty {
         cmd.stdin(Stdio::null());
     }
-    let status = cmd
-        .status()
+    // The runtime's stderr passes through us, so that its own error about
+    // a command it could not run can become docker's 126/127 (runtimes
+    // exit 1 or 255 for it, which a command may exit with too).
+    cmd.stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
         .map_err(ShimError::io("running", meta.runtime.clone()))?;
+    let last_line = child
+        .stderr
+        .take()
+        .map(|err| std::thread::spawn(move || forward_stderr(err)));
+    let status = child
+        .wait()
+        .map_err(ShimError::io("waiting for", meta.runtime.clone()))?;
+    let last_line = last_line.and_then(|t| t.join().ok()).unwrap_or_default();
     use std::os::unix::process::ExitStatusExt;
-    Ok(status
+    let code = status
         .code()
         .or_else(|| status.signal().map(|s| 128 + s))
-        .unwrap_or(super::EXIT_OWN_ERROR))
+        .unwrap_or(super::EXIT_OWN_ERROR);
+    Ok(match runtime_exec_failure(&last_line) {
+        Some(mapped) if code != 0 => mapped,
+        _ => code,
+    })
+}
+
+/// Copies the runtime's stderr to ours as it comes; returns its last line.
+fn forward_stderr(mut from: std::process::ChildStderr) -> String {
+    use std::io::{Read, Write};
+    let mut buf = [0u8; 8192];
+    let mut tail: Vec<u8> = Vec::new();
+    let mut out = std::io::stderr();
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let _ = out.write_all(&buf[..n]);
+                tail.extend_from_slice(&buf[..n]);
+                if tail.len() > 16384 {
+                    tail.drain(..tail.len() - 8192);
+                }
+            }
+        }
+    }
+    String::from_utf8_lossy(&tail)
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// docker's code for a runtime's own "could not exec" error line (logrus
+/// `level=error` from runc and keel-runtime), None for anything else.
+fn runtime_exec_failure(line: &str) -> Option<i32> {
+    if !line.contains("level=error") {
+        return None;
+    }
+    match crate::supervisor::exit_code_for_runtime_error(line) {
+        c @ (crate::supervisor::EXIT_NOT_EXECUTABLE | crate::supervisor::EXIT_NOT_FOUND) => Some(c),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runtime_exec_failure;
+
+    #[test]
+    fn runtime_exec_errors_become_dockers_codes() {
+        let keel = r#"time="2026-12-01T20:32:51Z" level=error msg="exec in container c0: failed to create container: exec process failed with error error in executing process : executable 'nosuch' not found in $PATH""#;
+        let runc = r#"time="2026-12-01T20:33:42Z" level=error msg="exec failed: unable to start container process: exec: \"/etc/passwd\": permission denied""#;
+        assert_eq!(runtime_exec_failure(keel), Some(127));
+        assert_eq!(runtime_exec_failure(runc), Some(126));
+        // The command's own words are not the runtime's.
+        assert_eq!(runtime_exec_failure("sh: exec: nosuch: not found"), None);
+        assert_eq!(
+            runtime_exec_failure(r#"level=error msg="cgroup gone""#),
+            None
+        );
+    }
 }

@@ -79,8 +79,9 @@ fn write_exit_record(paths: &Paths, id: &str, record: &ExitRecord) -> Result<(),
         .map_err(|e| format!("writing {}: {e}", path.display()))
 }
 
-/// `--rm`: bundle (its overlay unmounted, upper dir included) and the
-/// container dir; the run dir goes with the supervisor's guard.
+/// `--rm`: bundle (its overlay unmounted, upper dir included), then the
+/// record through the store, which also frees the name (a plain removal of
+/// the container dir left the name reserved, pointing at nothing).
 fn remove_container(paths: &Paths, id: &str) {
     let bundle = paths.bundle(id);
     if bundle.exists() {
@@ -89,8 +90,7 @@ fn remove_container(paths: &Paths, id: &str) {
             return;
         }
     }
-    let dir = paths.container_dir(id);
-    if let Err(e) = std::fs::remove_dir_all(&dir) {
-        tracing::error!(container = %id, "removing {}: {e}", dir.display());
+    if let Err(e) = crate::container::ContainerStore::new(paths.clone()).remove(id) {
+        tracing::error!(container = %id, "removing the container: {e}");
     }
 }
