@@ -26,6 +26,16 @@ impl Store {
     }
 
     pub fn put_blob_bytes(&self, data: &[u8]) -> Result<(Digest, u64)> {
+        // Blobs are immutable and named by digest: one already here is this
+        // one (a no-change rebuild writes nothing, and syncs nothing).
+        let digest = Digest::of_bytes(data);
+        if self
+            .blob_path(&digest)
+            .metadata()
+            .is_ok_and(|m| m.len() == data.len() as u64)
+        {
+            return Ok((digest, data.len() as u64));
+        }
         let mut w = self.blob_writer()?;
         w.write_all(data)
             .map_err(StoreError::io("write", w.path.clone()))?;

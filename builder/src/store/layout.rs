@@ -138,6 +138,10 @@ impl Store {
             source,
         })?;
         data.push(b'\n');
+        // Re-tagging the same image changes nothing: skip the write and its syncs.
+        if std::fs::read(self.index_path()).is_ok_and(|old| old == data) {
+            return Ok(());
+        }
         self.replace_file(&self.index_path(), &data)
     }
 }
