@@ -32,14 +32,7 @@ pub fn start(
             Status::Running { .. } => {}
             Status::Created if shim.paths.supervisor_pid(&meta.id).exists() => {
                 if attach_out {
-                    let opts = AttachOptions {
-                        stdin: interactive,
-                        tty: meta.tty,
-                        detach_keys: keys.clone(),
-                        sig_proxy: true,
-                        start: true,
-                    };
-                    code = end_code(attach(&shim.paths, &meta.id, &opts)?);
+                    code = attach_and_start(shim, &meta, interactive, &keys)?;
                     continue;
                 }
                 start_created(&shim.paths, &meta.id)?;
@@ -50,14 +43,7 @@ pub fn start(
                 forget_previous_run(shim, &meta)?;
                 spawn(&shim.paths, &meta, !attach_out)?;
                 if attach_out {
-                    let opts = AttachOptions {
-                        stdin: interactive,
-                        tty: meta.tty,
-                        detach_keys: keys.clone(),
-                        sig_proxy: true,
-                        start: true,
-                    };
-                    code = end_code(attach(&shim.paths, &meta.id, &opts)?);
+                    code = attach_and_start(shim, &meta, interactive, &keys)?;
                     continue;
                 }
             }
@@ -67,6 +53,24 @@ pub fn start(
         }
     }
     Ok(code)
+}
+
+/// `start -a`: attach to the created container, start it through the
+/// connection (so no output is missed), and return its exit code.
+fn attach_and_start(
+    shim: &Shim,
+    meta: &ContainerMeta,
+    interactive: bool,
+    keys: &[u8],
+) -> Result<i32> {
+    let opts = AttachOptions {
+        stdin: interactive,
+        tty: meta.tty,
+        detach_keys: keys.to_vec(),
+        sig_proxy: true,
+        start: true,
+    };
+    Ok(end_code(attach(&shim.paths, &meta.id, &opts)?))
 }
 
 fn end_code(end: AttachEnd) -> i32 {
