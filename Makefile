@@ -7,7 +7,7 @@ DEMO_DIR ?= /tmp/keel-demo
 
 # Debian packages: for the tests (busybox rootfs), the conformance suite
 # installs its own; the benchmarks and real clients need the peers.
-TEST_DEBS := busybox-static procps python3 runc tmux
+TEST_DEBS := busybox-static procps python3 runc tmux skopeo umoci debootstrap
 BENCH_DEBS := busybox-static hyperfine runc crun time python3 podman conmon
 # The builder's peers, and what makes its base images (debootstrap).
 BENCH_BUILD_DEBS := buildah podman skopeo umoci hyperfine runc python3 busybox-static debootstrap
