@@ -15,8 +15,12 @@ const LONG: Duration = Duration::from_secs(30);
 per_runtime!(pty_session_echo_resize_detach_and_attach);
 
 /// A tmux server of our own (`-L`), with one session; killed on drop.
+/// Commands run as `CMD; echo $? > STATUS`: tmux sometimes leaves a pane's
+/// exited process unreaped (its `pane_dead_status` then stays empty, seen
+/// here after a detach), so the exit code is read from that file instead.
 struct Tmux {
     socket: String,
+    status: std::path::PathBuf,
 }
 
 impl Tmux {
@@ -27,7 +31,10 @@ impl Tmux {
             std::process::id(),
             N.fetch_add(1, Ordering::SeqCst)
         );
-        let t = Tmux { socket };
+        let status = std::env::temp_dir().join(format!("{socket}.status"));
+        let _ = std::fs::remove_file(&status);
+        let t = Tmux { socket, status };
+        let command = t.wrap(command);
         let o = t.run(&[
             "new-session",
             "-d",
@@ -37,12 +44,23 @@ impl Tmux {
             &cols.to_string(),
             "-y",
             &rows.to_string(),
-            command,
+            &command,
         ]);
         assert!(o.status.success(), "tmux: {}", common::text(&o));
         // The pane stays after keel-shim exits, so its status can be read.
         t.ok(&["set-option", "-t", "main", "remain-on-exit", "on"]);
         t
+    }
+
+    /// `command` as tmux's shell runs it, recording its exit code.
+    fn wrap(&self, command: &str) -> String {
+        format!("{command}; echo $? > '{}'", self.status.display())
+    }
+
+    /// Runs `command` in the pane again (after the last one has ended).
+    fn respawn(&self, command: &str) {
+        let _ = std::fs::remove_file(&self.status);
+        self.ok(&["respawn-pane", "-k", "-t", "main", &self.wrap(command)]);
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -88,15 +106,15 @@ impl Tmux {
         self.ok(&["send-keys", "-t", "main", "Enter"]);
     }
 
-    fn pane(&self, format: &str) -> String {
-        self.ok(&["display-message", "-p", "-t", "main", format])
-            .trim()
-            .to_string()
-    }
-
+    /// The exit code of the pane's command, once it has ended.
     fn wait_pane_dead(&self) -> String {
         let start = Instant::now();
-        while self.pane("#{pane_dead}") != "1" {
+        loop {
+            if let Ok(code) = std::fs::read_to_string(&self.status) {
+                if code.ends_with('\n') {
+                    return code.trim().to_string();
+                }
+            }
             assert!(
                 start.elapsed() < LONG,
                 "keel-shim still runs in the pane:\n{}",
@@ -104,13 +122,13 @@ impl Tmux {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        self.pane("#{pane_dead_status}")
     }
 }
 
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = self.run(&["kill-server"]);
+        let _ = std::fs::remove_file(&self.status);
     }
 }
 
@@ -153,13 +171,7 @@ fn pty_session_echo_resize_detach_and_attach(rt: Rt) {
     tmux.type_line("echo lost");
 
     // attach brings it back, at the terminal's size.
-    tmux.ok(&[
-        "respawn-pane",
-        "-k",
-        "-t",
-        "main",
-        &env.shell_cmd(&["attach", name]),
-    ]);
+    tmux.respawn(&env.shell_cmd(&["attach", name]));
     tmux.ok(&["clear-history", "-t", "main"]);
     std::thread::sleep(Duration::from_millis(300));
     tmux.type_line("echo back-$((40+2)); stty size");
