@@ -1,5 +1,5 @@
-//! The end of a container: exit record, last words to attached clients,
-//! runtime state removed, and with `auto_remove` the container itself.
+//! The end of a container: exit record, runtime state removed, with
+//! `auto_remove` the container itself, then last words to attached clients.
 
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
@@ -30,17 +30,21 @@ impl Loop {
         }
         // Nobody new: the container is gone.
         self.listener = None;
-        for c in &mut self.clients {
-            c.push(&Frame::Exit(code));
-        }
-        self.say_goodbye();
-
+        // Clean up before telling the clients, as `docker run --rm` returns
+        // only once the container is removed: a client that exits and
+        // removes our directories right away (a test's temp dir, a script's
+        // `rm -rf`) would otherwise beat `runtime delete` and leave the
+        // container's cgroups behind.
         if let Err(e) = self.runtime.delete(&id, true) {
             tracing::warn!(container = %id, "runtime delete: {e}");
         }
         if self.meta.auto_remove {
             remove_container(paths, &id);
         }
+        for c in &mut self.clients {
+            c.push(&Frame::Exit(code));
+        }
+        self.say_goodbye();
     }
 
     /// Lets clients take what is queued for them, within a bound: a client

@@ -51,10 +51,48 @@ fn runtime_binary(name: &str) -> PathBuf {
 }
 
 struct Fixture {
+    // Dropped last: the guard below must run before the dirs go.
     _tmp: tempfile::TempDir,
     dir: PathBuf,
     paths: Paths,
     runtime: PathBuf,
+    ids: std::cell::RefCell<Vec<String>>,
+}
+
+/// The cgroup dirs keel-runtime made for container `id` (it names them
+/// `:youki:<id>` when the config has no cgroupsPath), in every hierarchy.
+fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
+    let name = format!(":youki:{id}");
+    let mut out = Vec::new();
+    for h in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let p = h.path().join(&name);
+        if p.is_dir() {
+            out.push(p);
+        }
+    }
+    out
+}
+
+impl Drop for Fixture {
+    /// Even when a test fails: its containers are killed and deleted, and
+    /// their cgroups removed, before the temp dir (the runtime's state) goes.
+    fn drop(&mut self) {
+        let rt = self.rt();
+        for id in self.ids.borrow().iter() {
+            if rt.state(id).is_ok() {
+                let _ = rt.kill(id, "KILL", true);
+                let _ = rt.delete(id, true);
+            }
+            for d in cgroup_dirs(id) {
+                let _ = std::fs::remove_dir(&d);
+            }
+            let _ = keel_builder::bundle::remove_bundle(&self.paths.bundle(id));
+        }
+    }
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -69,12 +107,15 @@ impl Fixture {
             dir,
             paths,
             runtime: runtime_binary(runtime),
+            ids: Default::default(),
         }
     }
 
     fn id(&self) -> String {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        format!("{:032x}{:032x}", std::process::id(), n)
+        let id = format!("{:032x}{:032x}", std::process::id(), n);
+        self.ids.borrow_mut().push(id.clone());
+        id
     }
 
     fn rt(&self) -> Runtime {
@@ -534,6 +575,31 @@ fn pty_input_is_echoed_through_the_terminal() {
     let frames = c.until_exit();
     assert_eq!(frames.last(), Some(&Frame::Exit(0)));
     assert!(stdout_of(&frames).contains("got=abc"), "{frames:?}");
+}
+
+#[test]
+fn the_exit_frame_comes_after_the_runtime_has_deleted_the_container() {
+    // A client that goes on to remove everything at once (as this test's
+    // temp dir does) must not leave the container's cgroups behind.
+    let fx = Fixture::new("keel-runtime");
+    let meta = fx.container(&["true"], false, false);
+    fx.spawn(&meta, false).unwrap();
+    let mut c = RawClient::connect(&fx.paths, &meta.id);
+    c.send(Frame::Hello {
+        stdin: false,
+        stdout: true,
+        stderr: true,
+    });
+    c.send(Frame::Start);
+    let frames = c.until_exit();
+    assert_eq!(frames.last(), Some(&Frame::Exit(0)));
+    let state_dir = fx.paths.runtime_root().join(&meta.id);
+    assert!(
+        !state_dir.exists(),
+        "runtime state {} still there at the exit frame",
+        state_dir.display()
+    );
+    assert_eq!(cgroup_dirs(&meta.id), Vec::<PathBuf>::new());
 }
 
 #[test]
