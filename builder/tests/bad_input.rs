@@ -240,6 +240,24 @@ impl Env {
                 cmdline(pid)
             ));
         }
+        // RUN containers are `keel-build-<builder pid>-<n>`; keel-runtime
+        // names their cgroups `:youki:<id>` in every hierarchy.
+        for h in fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            for c in fs::read_dir(h.path()).into_iter().flatten().flatten() {
+                let name = c.file_name().to_string_lossy().into_owned();
+                if self
+                    .builders
+                    .iter()
+                    .any(|b| name.starts_with(&format!(":youki:keel-build-{b}-")))
+                {
+                    left.push(format!("cgroup {}", c.path().display()));
+                }
+            }
+        }
         let logs = std::env::temp_dir();
         for e in fs::read_dir(&logs).into_iter().flatten().flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
