@@ -12,25 +12,6 @@ use keel_shim::container::Paths;
 
 use cli::{Cli, Command, CreateArgs, NetworkArg};
 
-/// `keel-runtime` on PATH, else beside this binary (a cargo target dir).
-fn find_runtime(given: &std::path::Path) -> std::path::PathBuf {
-    if given.components().count() > 1 {
-        return given.to_path_buf();
-    }
-    if let Some(paths) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&paths) {
-            if dir.join(given).is_file() {
-                return dir.join(given);
-            }
-        }
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|me| me.parent().map(|d| d.join(given)))
-        .filter(|p| p.is_file())
-        .unwrap_or_else(|| given.to_path_buf())
-}
-
 fn create_request(a: CreateArgs) -> CreateRequest {
     let mut args = a.args.into_iter();
     let (image, command) = if a.bundle.is_some() {
@@ -65,7 +46,9 @@ fn dispatch(cli: Cli) -> commands::Result<i32> {
     let shim = Shim {
         paths: Paths::new(cli.root, cli.run_dir),
         store: cli.store,
-        runtime: find_runtime(&cli.runtime),
+        // Left as given when not found: the error then comes from the runtime
+        // call, naming it.
+        runtime: keel_runtime_client::locate(&cli.runtime).unwrap_or(cli.runtime),
     };
     match cli.command {
         // Forks and carries on in the child: nothing here may have

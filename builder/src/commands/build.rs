@@ -60,32 +60,15 @@ fn handle_signals() -> Result<()> {
 }
 
 /// `keel-runtime` on PATH, else beside this binary (a cargo target dir).
+/// Checked now, not at the first RUN: a build must not run its other steps
+/// only to fail there.
 fn find_runtime(given: &Path) -> Result<PathBuf> {
-    if given.components().count() > 1 {
-        // Checked now, not at the first RUN: a build must not run its
-        // other steps only to fail there.
-        if !given.is_file() {
-            bail!("runtime {}: no such file", given.display());
-        }
-        return Ok(given.to_path_buf());
-    }
-    if let Some(paths) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&paths) {
-            let p = dir.join(given);
-            if p.is_file() {
-                return Ok(p);
-            }
-        }
-    }
-    if let Ok(me) = std::env::current_exe() {
-        if let Some(p) = me.parent().map(|d| d.join(given)).filter(|p| p.is_file()) {
-            return Ok(p);
-        }
-    }
-    bail!(
-        "runtime \"{}\" not found on PATH or beside keel-build; give --runtime PATH",
-        given.display()
-    )
+    keel_runtime_client::locate(given).ok_or_else(|| {
+        anyhow::anyhow!(
+            "runtime \"{}\" not found (as a path, on PATH or beside keel-build); give --runtime PATH",
+            given.display()
+        )
+    })
 }
 
 fn parse_build_args(raw: &[String]) -> Result<Vec<(String, String)>> {

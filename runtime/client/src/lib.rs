@@ -352,8 +352,40 @@ fn create_args(verb: &str, id: &str, bundle: &Path, opts: &CreateOpts) -> Vec<Os
     args
 }
 
+/// Where a runtime binary named on a command line is: a path as given; a
+/// bare name on `PATH`, else beside the calling binary (a cargo target dir,
+/// or an install of all of keel in one directory). None if nowhere.
+pub fn locate(given: &Path) -> Option<PathBuf> {
+    if given.components().count() > 1 {
+        return given.is_file().then(|| given.to_path_buf());
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(given))
+            .find(|p| p.is_file())
+    });
+    on_path.or_else(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|me| me.parent().map(|d| d.join(given)))
+            .filter(|p| p.is_file())
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn locate_takes_paths_as_given_and_bare_names_from_path() {
+        use std::path::Path;
+        assert_eq!(
+            super::locate(Path::new("/bin/sh")),
+            Some(Path::new("/bin/sh").into())
+        );
+        assert_eq!(super::locate(Path::new("/nonexistent/keel-runtime")), None);
+        assert!(super::locate(Path::new("sh")).is_some_and(|p| p.ends_with("sh") && p.is_file()));
+        assert_eq!(super::locate(Path::new("keel-no-such-binary")), None);
+    }
+
     use super::*;
 
     #[test]
