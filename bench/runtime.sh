@@ -41,6 +41,9 @@ cleanup() {
 		done
 	done
 	rm -rf "$work"
+	# The private namespace's mounts go with it, but their mount point is in the host's /tmp.
+	umount -l /sys/fs/cgroup 2>/dev/null || true
+	umount -l "$old" 2>/dev/null && rmdir "$old"
 }
 declare -A RT=([keel]=$keel [runc]=$(command -v runc) [crun]=$(command -v crun))
 trap cleanup EXIT

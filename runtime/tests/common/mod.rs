@@ -20,36 +20,43 @@ pub fn require_root() {
     );
 }
 
-/// A busybox rootfs built once per test binary from Debian's busybox-static,
-/// then copied per bundle (it is 2 MB).
+/// A busybox rootfs from Debian's busybox-static, built once under cargo's
+/// target dir (a static TempDir is never dropped, so one per test binary
+/// under /tmp was never removed) and copied per bundle (it is 2 MB).
 fn template_rootfs() -> &'static Path {
-    static T: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static T: OnceLock<PathBuf> = OnceLock::new();
     T.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("keel-test-rootfs-")
-            .tempdir()
-            .expect("tempdir");
-        let root = dir.path();
-        for d in ["bin", "etc", "proc", "sys", "dev", "tmp", "root"] {
-            std::fs::create_dir_all(root.join(d)).unwrap();
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("keel-test-busybox-rootfs");
+        if dir.join("etc/group").is_file() {
+            return dir;
         }
-        std::fs::copy("/bin/busybox", root.join("bin/busybox"))
+        // Built beside and renamed: test binaries run in parallel.
+        let work = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("keel-test-busybox-rootfs.{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&work);
+        for d in ["bin", "etc", "proc", "sys", "dev", "tmp", "root"] {
+            std::fs::create_dir_all(work.join(d)).unwrap();
+        }
+        std::fs::copy("/bin/busybox", work.join("bin/busybox"))
             .expect("/bin/busybox (Debian busybox-static) is needed: make test installs it");
         let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
         for applet in String::from_utf8_lossy(&list.stdout).lines() {
             if applet != "busybox" {
-                let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
+                let _ = std::os::unix::fs::symlink("busybox", work.join("bin").join(applet));
             }
         }
         std::fs::write(
-            root.join("etc/passwd"),
+            work.join("etc/passwd"),
             "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
         )
         .unwrap();
-        std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+        std::fs::write(work.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+        if std::fs::rename(&work, &dir).is_err() {
+            // Another test binary's copy won.
+            let _ = std::fs::remove_dir_all(&work);
+        }
         dir
     })
-    .path()
 }
 
 pub struct Bundle {
