@@ -2,6 +2,8 @@
 //! libcontainer. Each command is a function in `commands`; the binary only
 //! parses flags and prints.
 
+
+pub mod cgroup_v1;
 pub mod commands;
 pub mod console;
 pub mod container;

@@ -295,3 +295,29 @@ fn spec_and_features_and_version() {
     assert_eq!(f["linux"]["seccomp"]["enabled"], true);
     assert!(rt.ok(&["--version"]).starts_with("keel-runtime version "));
 }
+
+/// A stopped container whose cgroup still holds a process (no pid
+/// namespace, so its init's death did not end its child): the quick delete
+/// cannot remove that cgroup and leaves it to libcontainer's, which kills
+/// the process. Either way nothing is left.
+#[test]
+fn delete_of_a_stopped_container_kills_what_its_cgroup_still_holds() {
+    let rt = Runtime::new();
+    let b = Bundle::busybox(&["sh", "-c", "sleep 300 & exit 0"]);
+    b.edit(|cfg| {
+        let ns = cfg["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "pid");
+    });
+    let id = id("stopped-busy");
+    rt.ok(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    rt.ok(&["start", &id]);
+    rt.wait_status(&id, "stopped");
+    // The shell forked the sleep before it exited.
+    let left = common::processes_in_cgroup(&id);
+    assert!(
+        !left.is_empty(),
+        "the sleep should still be in the container's cgroup"
+    );
+    rt.ok(&["delete", &id]);
+    assert_nothing_left(&rt, &id, &b);
+}
