@@ -25,6 +25,14 @@ fn file(root: &Path) -> PathBuf {
     root.join(LATE_HOOKS_FILE)
 }
 
+/// Whether the config has hooks for us to take (poststart or poststop).
+pub fn has_late_hooks(spec: &libcontainer::oci_spec::runtime::Spec) -> bool {
+    spec.hooks().as_ref().is_some_and(|h| {
+        h.poststart().as_ref().is_some_and(|v| !v.is_empty())
+            || h.poststop().as_ref().is_some_and(|v| !v.is_empty())
+    })
+}
+
 /// Called right after libcontainer has created the container.
 pub fn take_late_hooks(c: &Container) -> Result<()> {
     let mut cfg = YoukiConfig::load(&c.root).map_err(|e| {

@@ -3,6 +3,7 @@
 //! parses flags and prints.
 
 
+pub mod cgroup_prime;
 pub mod cgroup_v1;
 pub mod commands;
 pub mod console;

@@ -103,9 +103,26 @@ pub(crate) fn absolute(p: &Path) -> Result<PathBuf> {
 /// notion: whether the pty goes to a console socket.
 pub(crate) fn build(g: &GlobalOpts, o: &CreateOpts, detached: bool) -> Result<Container> {
     validate_id(&o.id)?;
-    let bundle = std::fs::canonicalize(&o.bundle)
-        .map_err(|e| RuntimeError::io(format!("bundle {}", o.bundle.display()), e))?;
+    // First, so the grace period runs alongside all that follows.
+    let _primer = crate::cgroup_prime::start();
+    let bundle = canonical_bundle(&o.bundle)?;
     let spec = load_bundle_config(&bundle)?;
+    build_from(g, o, detached, bundle, spec)
+}
+
+pub(crate) fn canonical_bundle(bundle: &Path) -> Result<PathBuf> {
+    std::fs::canonicalize(bundle)
+        .map_err(|e| RuntimeError::io(format!("bundle {}", bundle.display()), e))
+}
+
+/// `build` for a caller that has already read the bundle's config.
+pub(crate) fn build_from(
+    g: &GlobalOpts,
+    o: &CreateOpts,
+    detached: bool,
+    bundle: PathBuf,
+    spec: Spec,
+) -> Result<Container> {
     let config_path = bundle.join(CONFIG_FILE);
     let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
         Some(profile) => {
@@ -180,10 +197,25 @@ pub(crate) fn build(g: &GlobalOpts, o: &CreateOpts, detached: bool) -> Result<Co
                     return Err(e);
                 }
             };
-            let finish = c
-                .save()
-                .map_err(|e| RuntimeError::container(format!("saving state of {}", o.id), e))
-                .and_then(|_| crate::hooks::take_late_hooks(&c))
+            // Only what differs from what libcontainer saved is rewritten:
+            // each rewrite of a file on ext4 starts its writeback at close.
+            let save = || {
+                if caps_window {
+                    c.save().map_err(|e| {
+                        RuntimeError::container(format!("saving state of {}", o.id), e)
+                    })
+                } else {
+                    Ok(())
+                }
+            };
+            let finish = save()
+                .and_then(|_| {
+                    if crate::hooks::has_late_hooks(&spec) {
+                        crate::hooks::take_late_hooks(&c)
+                    } else {
+                        Ok(())
+                    }
+                })
                 .and_then(|_| disable_oom_killer(&c, &spec));
             if let Err(e) = finish {
                 let _ = super::delete::delete_loaded(&mut c, true, lock);

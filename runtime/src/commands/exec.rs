@@ -157,6 +157,8 @@ impl Drop for TempFile {
 
 pub fn exec(g: &GlobalOpts, o: &ExecOpts) -> Result<i32> {
     let c = load(g, &o.id)?;
+    // The process joins the container's cgroups (see `cgroup_prime`).
+    let primer = crate::cgroup_prime::start();
     let bundle = c.bundle().clone();
     let spec = load_bundle_config(&bundle)?;
     let config_path = bundle.join(CONFIG_FILE);
@@ -223,6 +225,7 @@ pub fn exec(g: &GlobalOpts, o: &ExecOpts) -> Result<i32> {
         })
         .map_err(|e| RuntimeError::container(format!("exec in container {}", o.id), e))?;
     drop(tmp);
+    drop(primer);
     if o.detach {
         return Ok(0);
     }

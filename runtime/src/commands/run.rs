@@ -7,9 +7,10 @@ use crate::error::{Result, RuntimeError};
 use crate::foreground;
 use crate::spec::load_bundle_config;
 
-use super::create::{build, CreateOpts};
+use super::create::{build, build_from, canonical_bundle, CreateOpts};
 use super::delete::delete_own;
 use super::start::start_created;
+use crate::container::validate_id;
 use crate::state_lock::{Access, StateLock};
 
 #[derive(Debug, Clone, Default)]
@@ -34,10 +35,12 @@ pub fn run(g: &GlobalOpts, o: &RunOpts) -> Result<i32> {
     if !o.no_subreaper {
         foreground::become_subreaper()?;
     }
+    validate_id(&o.create.id)?;
+    let primer = crate::cgroup_prime::start();
     // With a terminal and no console socket, the pty is ours to proxy.
-    let bundle = std::fs::canonicalize(&o.create.bundle)
-        .map_err(|e| RuntimeError::io(format!("bundle {}", o.create.bundle.display()), e))?;
-    let terminal = load_bundle_config(&bundle)?
+    let bundle = canonical_bundle(&o.create.bundle)?;
+    let spec = load_bundle_config(&bundle)?;
+    let terminal = spec
         .process()
         .as_ref()
         .and_then(|p| p.terminal())
@@ -51,7 +54,8 @@ pub fn run(g: &GlobalOpts, o: &RunOpts) -> Result<i32> {
     if let Some(l) = &own_console {
         create.console_socket = Some(l.path().to_path_buf());
     }
-    let mut c = build(g, &create, own_console.is_some())?;
+    let mut c = build_from(g, &create, own_console.is_some(), bundle, spec)?;
+    drop(primer);
     let pty = match &own_console {
         Some(l) => match l.receive_master() {
             Ok(m) => Some(m),
