@@ -2,7 +2,6 @@
 //! libcontainer. Each command is a function in `commands`; the binary only
 //! parses flags and prints.
 
-
 pub mod cgroup_prime;
 pub mod cgroup_v1;
 pub mod commands;
