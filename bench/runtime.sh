@@ -12,16 +12,21 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 keel=$(realpath "${1:-$repo/target/release/keel-runtime}")
-runs=${BENCH_RUNS:-30}
+runs=${BENCH_RUNS:-50}
 out_md=${BENCH_OUT:-$repo/BENCHMARKS.md}
 
 if [ -z "${_KEEL_BENCH_NS:-}" ]; then
 	_KEEL_BENCH_NS=1 exec unshare --mount --propagation private -- bash "$0" "$@"
 fi
 # Inside the private namespace: replace the cgroup tmpfs with a private one
-# holding bind mounts of the v1 hierarchies only (nothing leaks out).
+# holding bind mounts of the v1 hierarchies only (nothing leaks out). The
+# host's tree is unmounted, not just covered: covered mounts stay listed in
+# mountinfo, and a runtime that mounts every hierarchy it finds there into
+# the container (libcontainer does) would mount each one twice, which no
+# real host asks of it.
 old=$(mktemp -d /tmp/keel-bench-cg.XXXXXX)
 mount --rbind /sys/fs/cgroup "$old"
+umount -R /sys/fs/cgroup
 mount -t tmpfs -o mode=755 keel-bench-cgroup /sys/fs/cgroup
 for d in "$old"/*; do
 	n=${d##*/}
@@ -32,6 +37,7 @@ for d in "$old"/*; do
 		mkdir -p "/sys/fs/cgroup/$n" && mount --bind "$d" "/sys/fs/cgroup/$n"
 	fi
 done
+umount -R "$old"
 
 work=$(mktemp -d /tmp/keel-bench.XXXXXX)
 cleanup() {
@@ -43,7 +49,8 @@ cleanup() {
 	rm -rf "$work"
 	# The private namespace's mounts go with it, but their mount point is in the host's /tmp.
 	umount -l /sys/fs/cgroup 2>/dev/null || true
-	umount -l "$old" 2>/dev/null && rmdir "$old"
+	umount -l "$old" 2>/dev/null || true
+	rmdir "$old"
 }
 declare -A RT=([keel]=$keel [runc]=$(command -v runc) [crun]=$(command -v crun))
 trap cleanup EXIT
@@ -53,20 +60,38 @@ names=(keel runc crun)
 # No pid-namespace-wide tricks: each runtime gets the same config.
 for rt in "${names[@]}"; do mkdir -p "$work/state-$rt"; done
 
-hf() { hyperfine --style basic --runs "$runs" --warmup 3 -N "$@"; }
+hf() { hyperfine --style basic --runs "$per_round" --warmup 1 -N "$@"; }
+# The cells are measured in rounds, the runtimes' order rotated each round,
+# and the samples of all rounds pooled: this VM's speed drifts over minutes,
+# and one runtime's cells all measured first or last would carry that drift.
+rounds=${BENCH_ROUNDS:-10}
+per_round=$(((runs + rounds - 1) / rounds))
+cells() { # cells RUNTIME ROUND
+	local rt=$1 k=$2
+	local r="${RT[$rt]} --root $work/state-$rt" b="--bundle $work/bundle"
+	hf --export-json "$work/run-$rt-$k.json" "$r run $b bench-run-$rt" >/dev/null
+	# One container at a time on an otherwise quiet machine: its first
+	# cgroup attach then waits for a whole RCU grace period (see
+	# runtime/src/cgroup_prime.rs), which back-to-back runs often skip.
+	hf --export-json "$work/runq-$rt-$k.json" --prepare "sleep 0.05" "$r run $b bench-runq-$rt" >/dev/null
+	hf --export-json "$work/create-$rt-$k.json" --prepare "$r delete -f bench-c-$rt" "$r create $b bench-c-$rt" >/dev/null
+	hf --export-json "$work/start-$rt-$k.json" --prepare "sh -c '$r delete -f bench-s-$rt; $r create $b bench-s-$rt'" "$r start bench-s-$rt" >/dev/null
+	hf --export-json "$work/delete-$rt-$k.json" --prepare "sh -c '$r create $b bench-d-$rt && $r start bench-d-$rt && sleep 0.02'" "$r delete -f bench-d-$rt" >/dev/null
+	$r create $b bench-state-$rt
+	hf --export-json "$work/state-$rt-$k.json" "$r state bench-state-$rt" >/dev/null
+	$r delete -f bench-state-$rt
+	hf --export-json "$work/csd-$rt-$k.json" "sh -c '$r create $b bench-csd-$rt && $r start bench-csd-$rt && $r delete -f bench-csd-$rt'" >/dev/null
+	$r delete -f bench-c-$rt >/dev/null 2>&1 || true
+	$r delete -f bench-s-$rt >/dev/null 2>&1 || true
+}
+for ((k = 0; k < rounds; k++)); do
+	for ((i = 0; i < ${#names[@]}; i++)); do
+		cells "${names[$(((i + k) % ${#names[@]}))]}" "$k"
+	done
+done
 for rt in "${names[@]}"; do
 	r="${RT[$rt]} --root $work/state-$rt"
 	b="--bundle $work/bundle"
-	hf --export-json "$work/run-$rt.json" "$r run $b bench-run-$rt" >/dev/null
-	hf --export-json "$work/create-$rt.json" --prepare "$r delete -f bench-c-$rt" "$r create $b bench-c-$rt" >/dev/null
-	hf --export-json "$work/start-$rt.json" --prepare "sh -c '$r delete -f bench-s-$rt; $r create $b bench-s-$rt'" "$r start bench-s-$rt" >/dev/null
-	hf --export-json "$work/delete-$rt.json" --prepare "sh -c '$r create $b bench-d-$rt && $r start bench-d-$rt && sleep 0.02'" "$r delete -f bench-d-$rt" >/dev/null
-	$r create $b bench-state-$rt
-	hf --export-json "$work/state-$rt.json" "$r state bench-state-$rt" >/dev/null
-	$r delete -f bench-state-$rt
-	hf --export-json "$work/csd-$rt.json" "sh -c '$r create $b bench-csd-$rt && $r start bench-csd-$rt && $r delete -f bench-csd-$rt'" >/dev/null
-	$r delete -f bench-c-$rt >/dev/null 2>&1 || true
-	$r delete -f bench-s-$rt >/dev/null 2>&1 || true
 	# Peak RSS of create (the runtime process itself, in KiB), median of 9.
 	for i in 1 2 3 4 5 6 7 8 9; do
 		/usr/bin/time -f %M -o "$work/rss-$rt-$i" $r create $b bench-rss-$rt
@@ -81,9 +106,15 @@ python3 - "$work" "$out_md" "$runs" "$keel" <<'PY'
 import json, os, platform, subprocess, sys, datetime
 work, out, runs, keel = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 names = ["keel", "runc", "crun"]
+import glob, statistics
 def med(kind, rt):
-    return json.load(open(f"{work}/{kind}-{rt}.json"))["results"][0]["median"] * 1000
-rows = [("run /bin/true (attached)", "run"), ("create", "create"), ("start", "start"),
+    times = []
+    for f in sorted(glob.glob(f"{work}/{kind}-{rt}-*.json")):
+        times += json.load(open(f))["results"][0]["times"]
+    return statistics.median(times) * 1000
+rows = [("run /bin/true (attached), back to back", "run"),
+        ("run /bin/true, one every 50 ms (quiet machine)", "runq"),
+        ("create", "create"), ("start", "start"),
         ("delete -f (stopped)", "delete"), ("state", "state"), ("create + start + delete", "csd")]
 lines = []
 lines.append("| measure | keel-runtime | runc | crun | keel/runc | keel/crun |")
@@ -104,7 +135,7 @@ section = "\n".join([
     f"kernel {platform.release()}, cgroup v1 (the hybrid host's cgroup2 mount hidden for all three, as crun 1.8 needs). "
     f"Versions: {versions['keel']}; {versions['runc']}; {versions['crun']}.",
     "",
-    f"Command: `make bench` (`bench/runtime.sh`: hyperfine -N, {runs} runs + 3 warm-up per cell, medians; "
+    f"Command: `make bench` (`bench/runtime.sh`: hyperfine -N, {runs} runs per cell in rounds with the runtimes' order rotated, medians of the pooled samples; "
     "busybox bundle running `/bin/true`; peak RSS by GNU time, median of 9). Ratios below 1 mean keel-runtime is faster or smaller.",
     "",
 ] + lines + [""])
