@@ -103,6 +103,19 @@ fn read_state(dir: PathBuf, id: &str) -> Result<Container> {
     };
     c.refresh_status()
         .map_err(|e| RuntimeError::container(format!("reading status of container {id}"), e))?;
+    // libcontainer's refresh calls a container without a pid stopped, and a
+    // container has no pid until its create is nearly done: a `state` run
+    // meanwhile said "stopped" for a container that was about to run (which
+    // keel-shim, polling for "running", took as started). runc says
+    // "creating"; so do we. Nothing else has no pid: every later state
+    // keeps the init's.
+    if c.pid().is_none() && c.status() == ContainerStatus::Stopped {
+        if let Ok(saved) = libcontainer::container::State::load(&dir) {
+            if saved.status == ContainerStatus::Creating {
+                c.set_status(ContainerStatus::Creating);
+            }
+        }
+    }
     Ok(c)
 }
 

@@ -6,6 +6,7 @@ mod common;
 use std::io::{IoSliceMut, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
+use std::process::Stdio;
 
 use common::{assert_nothing_left, id, Bundle, Runtime};
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr};
@@ -162,5 +163,48 @@ fn foreground_run_with_a_terminal_proxies_its_own_pty() {
     assert_eq!(out.status.code(), Some(5), "{text}");
     assert!(text.contains("42\r\n"), "{text}");
     assert!(text.contains("40 120"), "window size not passed on: {text}");
+    assert_nothing_left(&rt, &id, &b);
+}
+
+/// While create is still under way (here: held in a prestart hook) the
+/// container is "creating", as runc says, not "stopped": a client that
+/// polls for "running" must not take it for a container that already ran.
+#[test]
+fn state_during_create_is_creating() {
+    let rt = Runtime::new();
+    let b = Bundle::busybox(&["true"]);
+    let gate = b.path().join("gate");
+    b.edit(|v| {
+        v["hooks"] = serde_json::json!({
+            "prestart": [{
+                "path": "/bin/sh",
+                "args": ["sh", "-c", format!("i=0; while [ ! -e {} ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done", gate.display())]
+            }]
+        });
+    });
+    let id = id("creating");
+    let mut create = rt
+        .cmd()
+        .args(["create", "--bundle", b.path().to_str().unwrap(), &id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut seen = None;
+    for _ in 0..500 {
+        let out = rt.run(&["state", &id]);
+        if out.status.success() {
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            seen = Some(v["status"].as_str().unwrap().to_string());
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::fs::write(&gate, "").unwrap();
+    assert!(create.wait().unwrap().success());
+    assert_eq!(seen.as_deref(), Some("creating"));
+    assert_eq!(rt.status(&id), "created");
+    rt.ok(&["delete", "--force", &id]);
     assert_nothing_left(&rt, &id, &b);
 }
