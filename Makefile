@@ -2,7 +2,10 @@
 # Debian machine as root: they install what they need themselves.
 
 CARGO ?= cargo
-RUNTIME := target/release/keel-runtime
+# Where cargo puts the release binaries: .cargo/config.toml names the host
+# target (static binaries), so they are under target/<host tuple>/.
+BIN := target/$(shell rustc -vV | sed -n 's/^host: //p')/release
+RUNTIME := $(BIN)/keel-runtime
 DEMO_DIR ?= /tmp/keel-demo
 
 # Debian packages: for the tests (busybox rootfs), the conformance suite
@@ -22,7 +25,7 @@ build:
 
 demo: build
 	scripts/deps.sh $(TEST_DEBS)
-	scripts/demo.sh target/release $(DEMO_DIR)
+	scripts/demo.sh $(BIN) $(DEMO_DIR)
 
 # What CI runs (.ci/run): style, lints, unit and root integration tests,
 # then the OCI validation suite compared with our recorded results.
@@ -47,8 +50,8 @@ conformance-clients: build
 bench: build
 	scripts/deps.sh $(BENCH_DEBS) $(BENCH_BUILD_DEBS)
 	bench/runtime.sh $(CURDIR)/$(RUNTIME)
-	bench/builder.sh $(CURDIR)/target/release/keel-build $(CURDIR)/$(RUNTIME)
-	bench/shim.sh $(CURDIR)/target/release
+	bench/builder.sh $(CURDIR)/$(BIN)/keel-build $(CURDIR)/$(RUNTIME)
+	bench/shim.sh $(CURDIR)/$(BIN)
 
 clean:
 	$(CARGO) clean

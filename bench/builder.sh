@@ -22,7 +22,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
-keel=$(realpath "${1:-$repo/target/release/keel-build}")
+keel=$(realpath "${1:-$repo/target/$(rustc -vV | sed -n 's/^host: //p')/release/keel-build}")
 keel_rt=$(realpath "${2:-$(dirname "$keel")/keel-runtime}")
 runs=${BENCH_RUNS:-5}
 out_md=${BENCH_OUT:-$repo/BENCHMARKS.md}

@@ -11,7 +11,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
-keel=$(realpath "${1:-$repo/target/release/keel-runtime}")
+keel=$(realpath "${1:-$repo/target/$(rustc -vV | sed -n 's/^host: //p')/release/keel-runtime}")
 runs=${BENCH_RUNS:-50}
 out_md=${BENCH_OUT:-$repo/BENCHMARKS.md}
 

@@ -20,7 +20,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
-bin=$(realpath "${1:-$repo/target/release}")
+bin=$(realpath "${1:-$repo/target/$(rustc -vV | sed -n 's/^host: //p')/release}")
 runs=${BENCH_RUNS:-20}
 ncont=${BENCH_CONTAINERS:-20}
 log_runs=${BENCH_LOG_RUNS:-3}
@@ -425,7 +425,7 @@ head = [
     f"(other builds share the machine). Versions: {vk[0]} with {vk[1]}; "
     f"{'; '.join(vp)}.",
     "",
-    "Command: `make bench` (`bench/shim.sh target/release`). Both sides run the same busybox rootfs "
+    "Command: `make bench` (`bench/shim.sh target/<host tuple>/release`). Both sides run the same busybox rootfs "
     "(`scripts/base-rootfs.sh busybox`, imported with `keel-build import` and `podman import`) with "
     "`--network none`; podman has private storage on overlay (conformance/clients/lib.sh `podman_up`), "
     "runc as its runtime, cgroupfs, file events, and `--ulimit nofile=1024:1024 --ulimit nproc=1024:1024`. "

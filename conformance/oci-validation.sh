@@ -5,7 +5,7 @@
 #
 #   conformance/oci-validation.sh [--record] [RUNTIME]
 #
-# RUNTIME defaults to target/release/keel-runtime. Without --record, exits 1
+# RUNTIME defaults to target/<host tuple>/release/keel-runtime. Without --record, exits 1
 # if any program that passes in results/oci-validation.tsv (flaky ones aside)
 # no longer passes, or if the total of passed assertions drops; with
 # --record, writes the new results there.
@@ -15,7 +15,7 @@ repo=$(dirname "$here")
 shared=${KEEL_SHARED:-$repo/../shared}
 record=0
 if [ "${1:-}" = --record ]; then record=1; shift; fi
-runtime=${1:-$repo/target/release/keel-runtime}
+runtime=${1:-$repo/target/$(rustc -vV | sed -n 's/^host: //p')/release/keel-runtime}
 results=$here/results/oci-validation.tsv
 summary=$here/results/oci-validation.txt
 # Programs whose outcome varies from run to run for every runtime here
