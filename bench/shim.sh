@@ -15,13 +15,13 @@
 # with private storage (conformance/clients/lib.sh podman_up) on overlay, the
 # same kind of rootfs keel-shim mounts. Both get `--network none` (a new
 # network namespace with loopback), so neither sets up networking beyond it.
-# Knobs: BENCH_RUNS (hyperfine runs, 20), BENCH_CONTAINERS (20),
+# Knobs: BENCH_RUNS (hyperfine runs, 40), BENCH_CONTAINERS (20),
 # BENCH_LOG_RUNS (3), BENCH_LOG_MIB (1024), BENCH_OUT (BENCHMARKS.md).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 bin=$(realpath "${1:-$repo/target/$(rustc -vV | sed -n 's/^host: //p')/release}")
-runs=${BENCH_RUNS:-20}
+runs=${BENCH_RUNS:-40}
 ncont=${BENCH_CONTAINERS:-20}
 log_runs=${BENCH_LOG_RUNS:-3}
 log_mib=${BENCH_LOG_MIB:-1024}
@@ -287,7 +287,7 @@ def breakdown(side):
         f = l.split()
         if "-" in f[0] and len(f) >= 5 and not f[0].endswith(":"):
             path = f[5] if len(f) > 5 else ""
-            if path.endswith("/keel-shim") or path.endswith("/conmon"):
+            if path.endswith(("/keel-shim", "/keel-shim-supervisor", "/conmon")):
                 name = "binary (file pages)"
             elif path == "[heap]":
                 name = "heap"
