@@ -119,6 +119,35 @@ impl Session<'_> {
             })
     }
 
+    /// Reads what the supervisor sent into `decoder`; false once it has
+    /// hung up (end of stream, or reset).
+    fn receive(&mut self, decoder: &mut Decoder, buf: &mut [u8]) -> Result<bool, AttachError> {
+        match self.sock.read(buf) {
+            Ok(0) => Ok(false),
+            Ok(n) => {
+                decoder.feed(&buf[..n]);
+                Ok(true)
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => Ok(true),
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => Ok(false),
+            Err(source) => Err(AttachError::Io {
+                id: self.id.to_string(),
+                what: "reading from the supervisor",
+                source,
+            }),
+        }
+    }
+
+    /// The next whole frame `decoder` holds.
+    fn next_frame(&self, decoder: &mut Decoder) -> Result<Option<Frame>, AttachError> {
+        decoder
+            .next_frame()
+            .map_err(|source| AttachError::Protocol {
+                id: self.id.to_string(),
+                source,
+            })
+    }
+
     /// The end when the socket closed without an exit frame: the
     /// supervisor may have recorded the exit before it went.
     fn hangup(&self) -> Result<AttachEnd, AttachError> {
@@ -215,27 +244,10 @@ pub(crate) fn attach_with(
         })?;
 
         if io::readable(&pfds[0]) {
-            let n = match s.sock.read(&mut buf) {
-                Ok(0) => return s.hangup(),
-                Ok(n) => n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => 0,
-                Err(e) if e.kind() == ErrorKind::ConnectionReset => return s.hangup(),
-                Err(source) => {
-                    return Err(AttachError::Io {
-                        id: id.to_string(),
-                        what: "reading from the supervisor",
-                        source,
-                    })
-                }
-            };
-            decoder.feed(&buf[..n]);
-            while let Some(f) = decoder
-                .next_frame()
-                .map_err(|source| AttachError::Protocol {
-                    id: id.to_string(),
-                    source,
-                })?
-            {
+            if !s.receive(&mut decoder, &mut buf)? {
+                return s.hangup();
+            }
+            while let Some(f) = s.next_frame(&mut decoder)? {
                 let out = |fd, data: &[u8]| {
                     io::write_all_fd(fd, data).map_err(|source| AttachError::Io {
                         id: id.to_string(),
@@ -313,28 +325,10 @@ pub(crate) fn request_start(paths: &Paths, id: &str) -> Result<Result<(), String
     let mut decoder = Decoder::new();
     let mut buf = [0u8; 4096];
     loop {
-        let n = match s.sock.read(&mut buf) {
-            Ok(0) => {
-                return Err(AttachError::Hangup { id: id.to_string() });
-            }
-            Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(source) => {
-                return Err(AttachError::Io {
-                    id: id.to_string(),
-                    what: "reading from the supervisor",
-                    source,
-                })
-            }
-        };
-        decoder.feed(&buf[..n]);
-        while let Some(f) = decoder
-            .next_frame()
-            .map_err(|source| AttachError::Protocol {
-                id: id.to_string(),
-                source,
-            })?
-        {
+        if !s.receive(&mut decoder, &mut buf)? {
+            return Err(AttachError::Hangup { id: id.to_string() });
+        }
+        while let Some(f) = s.next_frame(&mut decoder)? {
             match f {
                 Frame::Started => return Ok(Ok(())),
                 Frame::Error(message) => return Ok(Err(message)),
