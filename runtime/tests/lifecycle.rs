@@ -321,3 +321,21 @@ fn delete_of_a_stopped_container_kills_what_its_cgroup_still_holds() {
     rt.ok(&["delete", &id]);
     assert_nothing_left(&rt, &id, &b);
 }
+
+/// .cargo/config.toml links glibc in: a runtime started once per container
+/// operation should not pay for the dynamic loader each time. An ELF with
+/// a PT_INTERP program header would be loaded through ld.so.
+#[test]
+fn the_binary_needs_no_dynamic_loader() {
+    let elf = std::fs::read(common::BIN).unwrap();
+    assert_eq!(&elf[..4], b"\x7fELF");
+    let u16_at = |o: usize| u16::from_le_bytes([elf[o], elf[o + 1]]) as usize;
+    let phoff = u64::from_le_bytes(elf[0x20..0x28].try_into().unwrap()) as usize;
+    let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
+    const PT_INTERP: u32 = 3;
+    let interp = (0..phnum).any(|i| {
+        let o = phoff + i * phentsize;
+        u32::from_le_bytes(elf[o..o + 4].try_into().unwrap()) == PT_INTERP
+    });
+    assert!(!interp, "{} asks for a dynamic loader", common::BIN);
+}
