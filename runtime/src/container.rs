@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use libcontainer::container::{Container, ContainerStatus};
+use libcontainer::error::LibcontainerError;
 use serde::Serialize;
 
 use crate::error::{Result, RuntimeError};
@@ -101,7 +102,7 @@ fn read_state(dir: PathBuf, id: &str) -> Result<Container> {
             }
         }
     };
-    c.refresh_status()
+    refresh_status(&mut c)
         .map_err(|e| RuntimeError::container(format!("reading status of container {id}"), e))?;
     // libcontainer's refresh calls a container without a pid stopped, and a
     // container has no pid until its create is nearly done: a `state` run
@@ -117,6 +118,20 @@ fn read_state(dir: PathBuf, id: &str) -> Result<Container> {
         }
     }
     Ok(c)
+}
+
+/// libcontainer's status refresh, made safe against the init's exit: it
+/// opens `/proc/PID` and then reads its `stat`, and an init reaped between
+/// the two makes it fail ("File not found: /proc/PID/stat"). Tried again,
+/// it finds no `/proc/PID` and says stopped, which is the truth.
+pub fn refresh_status(c: &mut Container) -> std::result::Result<(), LibcontainerError> {
+    match c.refresh_status() {
+        Ok(()) => Ok(()),
+        Err(first) => {
+            tracing::debug!("{}: status refresh raced the init's exit? {first}", c.id());
+            c.refresh_status().map_err(|_| first)
+        }
+    }
 }
 
 /// The OCI state as `runc state` prints it.
@@ -200,6 +215,44 @@ pub fn list_ids(opts: &GlobalOpts) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Refreshes, over and over, the status of a child that exits and is
+    /// reaped meanwhile; returns how many refreshes failed.
+    fn refreshes_failing_across_exits(refresh: fn(&mut Container) -> bool) -> usize {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let mut failed = 0;
+        for _ in 0..300 {
+            let mut child = std::process::Command::new("true").spawn().unwrap();
+            let pid = child.id() as i32;
+            let reaped = AtomicBool::new(false);
+            std::thread::scope(|s| {
+                let poller = s.spawn(|| {
+                    let mut c = Container::default();
+                    c.set_status(ContainerStatus::Running);
+                    c.state.pid = Some(pid);
+                    let mut failed = 0;
+                    while !reaped.load(Ordering::Acquire) {
+                        failed += usize::from(!refresh(&mut c));
+                    }
+                    failed += usize::from(!refresh(&mut c));
+                    assert_eq!(c.status(), ContainerStatus::Stopped);
+                    failed
+                });
+                child.wait().unwrap();
+                reaped.store(true, Ordering::Release);
+                failed += poller.join().unwrap();
+            });
+        }
+        failed
+    }
+
+    #[test]
+    fn status_refresh_survives_the_init_being_reaped() {
+        assert_eq!(
+            refreshes_failing_across_exits(|c| refresh_status(c).is_ok()),
+            0
+        );
+    }
 
     #[test]
     fn ids_follow_runcs_rule() {

@@ -118,7 +118,7 @@ pub(crate) fn delete_loaded(c: &mut Container, force: bool, lock: StateLock) -> 
 /// driver, cgroup v2, Intel RDT, or poststop hooks in libcontainer's config.
 fn delete_stopped_quickly(c: &mut Container) -> std::io::Result<bool> {
     use libcgroups::common::CgroupSetup;
-    c.refresh_status().map_err(std::io::Error::other)?;
+    crate::container::refresh_status(c).map_err(std::io::Error::other)?;
     if c.status() != ContainerStatus::Stopped
         || c.systemd()
         || c.intel_rdt_dir().is_some()
@@ -173,8 +173,16 @@ fn delete_waiting_for_cgroup(
 ) -> std::result::Result<(), LibcontainerError> {
     const LIMIT: Duration = Duration::from_secs(5);
     let started = std::time::Instant::now();
+    let mut raced_exit = false;
     loop {
         match c.delete(force) {
+            // Its first step, a status refresh, fails if the init is reaped
+            // right then (see `crate::container::refresh_status`); nothing
+            // has been changed yet, and again it finds the init gone.
+            Err(LibcontainerError::Procfs(e)) if !raced_exit => {
+                tracing::debug!("container {}: {e}; again", c.id());
+                raced_exit = true;
+            }
             Err(LibcontainerError::CgroupManager(e)) if started.elapsed() < LIMIT => {
                 tracing::debug!(
                     "container {}: cgroup not removable yet ({e}); again",

@@ -22,9 +22,23 @@ pub fn kill(g: &GlobalOpts, id: &str, signal: &str, all: bool) -> Result<()> {
         return Err(RuntimeError::NotRunning(id.to_string()));
     }
     match Signal::try_from(signo) {
-        Ok(sig) => c
-            .kill(sig, all)
-            .map_err(|e| RuntimeError::container(format!("killing container {id}"), e)),
+        Ok(sig) => match c.kill(sig, all) {
+            Ok(()) => Ok(()),
+            // libcontainer refreshes the status again before it signals,
+            // and that refresh fails if the init is reaped right then:
+            // the container stopped on its own, as runc would report it.
+            Err(_)
+                if !all
+                    && crate::container::refresh_status(&mut c).is_ok()
+                    && c.status() == ContainerStatus::Stopped =>
+            {
+                Err(RuntimeError::NotRunning(id.to_string()))
+            }
+            Err(e) => Err(RuntimeError::container(
+                format!("killing container {id}"),
+                e,
+            )),
+        },
         Err(_) => {
             // Real-time signals are outside libcontainer's (and nix's) enum.
             let pids = if all {
