@@ -112,16 +112,22 @@ pub fn read_log(
         if let Some(now) = now {
             if cur.as_ref().map(|c| c.id) != Some(now) {
                 // Replaced (rotated) after `cur` was drained to its end:
-                // nothing more will be written to `cur`, so read on in the
-                // files that came after it.
-                let mut chain = after_rotation(log, cur.as_ref().map(|c| c.id))?;
-                if let Some(newest) = chain.pop() {
-                    for mut src in chain {
-                        src.drain(&mut sink)?;
-                    }
-                    cur = Some(newest);
+                // nothing more will be written to `cur`; read on in the
+                // file that came after it.
+                let next = match cur.as_ref() {
+                    Some(c) => match successor(log, c)? {
+                        Next::File(next) => Some(next),
+                        Next::NotYet => None,
+                        // What followed it may be gone too: go on at the
+                        // oldest file kept.
+                        Next::Evicted => oldest_kept(log)?,
+                    },
+                    None => Source::open(log)?,
+                };
+                if next.is_some() {
+                    cur = next;
+                    continue;
                 }
-                continue;
             }
         }
         if stopped {
@@ -141,6 +147,9 @@ struct Source {
     id: (u64, u64),
     pos: u64,
     pending: Vec<u8>,
+    /// The rotation number it was last seen under (0: the current file),
+    /// where [`successor`] looks for it first.
+    seen: u32,
 }
 
 impl Source {
@@ -161,6 +170,7 @@ impl Source {
             id: (meta.dev(), meta.ino()),
             pos: 0,
             pending: Vec::new(),
+            seen: 0,
         }))
     }
 
@@ -284,10 +294,25 @@ fn file_id(path: &Path) -> Option<(u64, u64)> {
     fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
-/// `ctr.log.N` beside `log`, newest (lowest N) first. Listed rather than
-/// probed one by one, so a gap left for an instant by a rotation in
-/// progress does not hide the older files.
-fn rotated_files(log: &Path) -> Result<Vec<PathBuf>, LogError> {
+/// The rotation number `src` is under now, and that name. Looked for
+/// first just above where it was last seen (a walk from file to file finds
+/// each at once), then in a listing of all.
+fn locate(log: &Path, src: &Source) -> Result<Option<(u32, PathBuf)>, LogError> {
+    for k in src.seen.max(1)..src.seen + 4 {
+        let name = super::rotated_path(log, k);
+        if file_id(&name) == Some(src.id) {
+            return Ok(Some((k, name)));
+        }
+    }
+    Ok(rotated_files(log)?
+        .into_iter()
+        .find(|(_, p)| file_id(p) == Some(src.id)))
+}
+
+/// `ctr.log.N` beside `log` and each N, newest (lowest N) first. Listed
+/// rather than probed one by one, so a gap left for an instant by a
+/// rotation in progress does not hide the older files.
+fn rotated_files(log: &Path) -> Result<Vec<(u32, PathBuf)>, LogError> {
     let dir = log.parent().unwrap_or(Path::new("."));
     let prefix = format!("{}.", log.file_name().unwrap_or_default().to_string_lossy());
     let entries = match fs::read_dir(dir) {
@@ -309,49 +334,134 @@ fn rotated_files(log: &Path) -> Result<Vec<PathBuf>, LogError> {
         })
         .collect();
     found.sort();
-    Ok(found.into_iter().map(|(_, p)| p).collect())
+    Ok(found)
 }
 
-/// The rotated files and the current one, oldest first, each opened once
-/// (a file renamed while this runs is not read twice).
+/// The rotated files and the current one, oldest first, each once. Found
+/// by walking from the oldest to each one's [`successor`], because a writer
+/// may rotate meanwhile: opened by the names of one listing, files would be
+/// missed or taken twice.
 fn open_all(log: &Path) -> Result<Vec<Source>, LogError> {
-    let mut paths = rotated_files(log)?;
-    paths.reverse();
-    paths.push(log.to_path_buf());
-    let mut out: Vec<Source> = Vec::new();
-    for p in paths {
-        if let Some(s) = Source::open(&p)? {
-            if !out.iter().any(|o| o.id == s.id) {
-                out.push(s);
-            }
-        }
+    let Some(mut cur) = oldest_kept(log)? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    while file_id(log) != Some(cur.id) {
+        let next = match successor(log, &cur)? {
+            Next::File(next) => next,
+            Next::NotYet => break,
+            // Rotated out of the kept files while this walked, and what
+            // followed it may be gone too.
+            Next::Evicted => match oldest_kept(log)? {
+                Some(next) => next,
+                None => break,
+            },
+        };
+        out.push(std::mem::replace(&mut cur, next));
     }
+    out.push(cur);
     Ok(out)
 }
 
-/// After the current file was replaced: the files written since `old`
-/// (more than one when it rotated more than once between two looks),
-/// oldest first, the new current file last.
-fn after_rotation(log: &Path, old: Option<(u64, u64)>) -> Result<Vec<Source>, LogError> {
-    // The current file is opened first: whatever rotates after this is
-    // found through it later, by the same check.
-    let Some(newest) = Source::open(log)? else {
-        return Ok(Vec::new());
-    };
-    let mut between = Vec::new();
-    for p in rotated_files(log)? {
-        if let Some(s) = Source::open(&p)? {
-            if Some(s.id) == old {
-                break;
-            }
-            if s.id != newest.id {
-                between.push(s);
-            }
+/// The oldest file there is: the oldest rotated one, else the current one.
+fn oldest_kept(log: &Path) -> Result<Option<Source>, LogError> {
+    loop {
+        if let Some(oldest) = open_oldest(log)? {
+            return Ok(Some(oldest));
+        }
+        let current = Source::open(log)?;
+        // Rotated before it was opened: that file is now `.1`.
+        if rotated_files(log)?.is_empty() {
+            return Ok(current);
         }
     }
-    between.reverse();
-    between.push(newest);
-    Ok(between)
+}
+
+/// The oldest rotated file, if any. A name taken from a listing may hold
+/// a newer file by the time it is opened, so it is taken only once nothing
+/// is seen above it, while it is seen under its name both before and
+/// after. One rename is made at a time, the highest name first, so at most
+/// one name is ever missing between the kept files: two names free above
+/// it mean none are taken.
+fn open_oldest(log: &Path) -> Result<Option<Source>, LogError> {
+    'again: loop {
+        let Some(&(mut k, _)) = rotated_files(log)?.last() else {
+            return Ok(None);
+        };
+        loop {
+            let Some(mut oldest) = Source::open(&super::rotated_path(log, k))? else {
+                continue 'again;
+            };
+            if let Some(above) = [k + 1, k + 2]
+                .into_iter()
+                .find(|j| super::rotated_path(log, *j).exists())
+            {
+                k = above;
+                continue;
+            }
+            if file_id(&super::rotated_path(log, k)) != Some(oldest.id) {
+                continue 'again;
+            }
+            oldest.seen = k;
+            return Ok(Some(oldest));
+        }
+    }
+}
+
+enum Next {
+    File(Source),
+    /// Nothing to switch to yet (the new current file is not there).
+    NotYet,
+    /// `cur` was rotated out of the kept files (or removed).
+    Evicted,
+}
+
+/// The file written after `cur`, which has been rotated away from `log`:
+/// the one under the next lower name that is taken (`log` below `.1`).
+/// Names only shift up, one rename at a time and the highest first (`.k`
+/// to `.k+1` before `.k-1` to `.k`), so the files below `cur` do not move
+/// past it: if `cur` is seen under `.k` both before and after that name is
+/// opened, and the names skipped are empty before and after too, what was
+/// opened is the file that followed it. A listing taken once would not do: files rotated meanwhile, newer
+/// than any it was taken against, turn up under its names.
+fn successor(log: &Path, cur: &Source) -> Result<Next, LogError> {
+    let read_err = |source| LogError::Read {
+        path: cur.path.clone(),
+        source,
+    };
+    for _ in 0..1000 {
+        if cur.file.metadata().map_err(read_err)?.nlink() == 0 {
+            return Ok(Next::Evicted);
+        }
+        if let Some((k, name)) = locate(log, cur)? {
+            let under = |j: u32| {
+                if j == 0 {
+                    log.to_path_buf()
+                } else {
+                    super::rotated_path(log, j)
+                }
+            };
+            let mut next = None;
+            for j in (0..k).rev() {
+                next = Source::open(&under(j))?;
+                if let Some(n) = next.as_mut() {
+                    n.seen = j;
+                    break;
+                }
+            }
+            // The names passed over: for an instant the one a rotation in
+            // progress has just emptied, or gone for good (removed by
+            // hand). Still empty now, with `cur` still in place, nothing
+            // below them has moved either.
+            let from = next.as_ref().map_or(0, |n| n.seen + 1);
+            if file_id(&name) == Some(cur.id) && (from..k).all(|j| !under(j).exists()) {
+                return Ok(next.map_or(Next::NotYet, Next::File));
+            }
+        }
+        // Renamed while it was looked for: look again.
+        std::thread::yield_now();
+    }
+    Ok(Next::NotYet)
 }
 
 /// Where the last `n` entries start: the index of the file and the offset
@@ -576,6 +686,18 @@ mod tests {
         log
     }
 
+    /// A rotated file removed by hand leaves a gap in the names: the files
+    /// on either side of it are still read, oldest first.
+    #[test]
+    fn reads_across_a_missing_rotated_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = three_files(dir.path());
+        fs::rename(rotated_path(&log, 2), rotated_path(&log, 4)).unwrap();
+        fs::remove_file(rotated_path(&log, 1)).unwrap();
+        let (out, err) = run(&log, &ReadOptions::default());
+        assert_eq!((out.as_str(), err.as_str()), ("0\n2\n6\n8\n", "1\n7\n"));
+    }
+
     #[test]
     fn reads_every_entry_across_rotated_files_to_its_stream() {
         let dir = tempfile::tempdir().unwrap();
@@ -781,13 +903,55 @@ mod tests {
         })
         .unwrap();
         writer.join().unwrap();
-        let want: String = (0..total).map(|n| format!("line {n}\n")).collect();
-        assert!(
-            String::from_utf8(out).unwrap() == want,
-            "lines lost or repeated"
-        );
+        let got: Vec<usize> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| l.trim_start_matches("line ").parse().unwrap())
+            .collect();
+        assert_eq!(out_of_place(&got), None, "lines lost or repeated");
+        assert_eq!(got.len(), total);
         assert_eq!(err, b"no newline");
         assert!(rotated_path(&log, 10).exists());
+    }
+
+    /// The first (index, line number) of lines numbered from 0 that is not
+    /// where it belongs.
+    fn out_of_place(got: &[usize]) -> Option<(usize, usize)> {
+        got.iter().copied().enumerate().find(|(i, n)| i != n)
+    }
+
+    /// Reads while the writer rotates as fast as it can: every read sees
+    /// the lines written so far in order, none lost or repeated.
+    #[test]
+    fn reads_during_rotation_see_every_line_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("ctr.log");
+        let done = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (log, done) = (log.clone(), done.clone());
+            std::thread::spawn(move || {
+                let opts = LogOptions {
+                    max_size: Some(1000),
+                    max_files: 1000,
+                };
+                let mut w = LogWriter::open(&log, opts).unwrap();
+                for n in 0..4000 {
+                    w.write(Stream::Stdout, format!("{n}\n").as_bytes())
+                        .unwrap();
+                    w.flush().unwrap();
+                }
+                done.store(true, Ordering::SeqCst);
+            })
+        };
+        let mut reads = 0;
+        while !done.load(Ordering::SeqCst) {
+            let (out, _) = run(&log, &ReadOptions::default());
+            let got: Vec<usize> = out.lines().map(|l| l.parse().unwrap()).collect();
+            assert_eq!(out_of_place(&got), None, "read {reads}: lost or repeated");
+            reads += 1;
+        }
+        writer.join().unwrap();
+        assert!(reads > 1);
     }
 
     #[test]
