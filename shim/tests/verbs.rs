@@ -456,13 +456,8 @@ fn stop_sends_the_images_stop_signal(rt: Rt) {
         &trapping("TERM", "echo got-term; exit 0"),
     ]);
     wait_log(&env, "keel-test-stop", "ready");
-    let start = Instant::now();
     assert_eq!(env.ok(&["stop", "keel-test-stop"]), "keel-test-stop\n");
-    assert!(
-        start.elapsed() < Duration::from_secs(8),
-        "{:?}",
-        start.elapsed()
-    );
+    // Exit code 0, not 137: it ended on the TERM, before any KILL.
     let s = env.inspect("keel-test-stop")["State"].clone();
     assert_eq!(
         (s["Status"].as_str(), s["ExitCode"].as_i64()),
