@@ -102,8 +102,8 @@ fn read_state(dir: PathBuf, id: &str) -> Result<Container> {
             }
         }
     };
-    refresh_status(&mut c)
-        .map_err(|e| RuntimeError::container(format!("reading status of container {id}"), e))?;
+    // `Container::load` has refreshed the status already (and a refresh
+    // that raced the init's exit failed it, so it was read again above).
     // libcontainer's refresh calls a container without a pid stopped, and a
     // container has no pid until its create is nearly done: a `state` run
     // meanwhile said "stopped" for a container that was about to run (which
@@ -120,17 +120,22 @@ fn read_state(dir: PathBuf, id: &str) -> Result<Container> {
     Ok(c)
 }
 
-/// libcontainer's status refresh, made safe against the init's exit: it
+/// Runs `op`, a libcontainer operation whose first step is a status
+/// refresh, once more if that refresh raced the init's exit. The refresh
 /// opens `/proc/PID` and then reads its `stat`, and an init reaped between
-/// the two makes it fail ("File not found: /proc/PID/stat"). Tried again,
-/// it finds no `/proc/PID` and says stopped, which is the truth.
-pub fn refresh_status(c: &mut Container) -> std::result::Result<(), LibcontainerError> {
-    match c.refresh_status() {
-        Ok(()) => Ok(()),
-        Err(first) => {
-            tracing::debug!("{}: status refresh raced the init's exit? {first}", c.id());
-            c.refresh_status().map_err(|_| first)
+/// the two makes it fail ("File not found: /proc/PID/stat") before `op`
+/// has changed anything; tried again, it finds no `/proc/PID` and takes the
+/// container for stopped, which is the truth.
+pub fn retry_raced_refresh<T>(
+    c: &mut Container,
+    mut op: impl FnMut(&mut Container) -> std::result::Result<T, LibcontainerError>,
+) -> std::result::Result<T, LibcontainerError> {
+    match op(c) {
+        Err(LibcontainerError::Procfs(e)) => {
+            tracing::debug!("{}: status refresh raced the init's exit? {e}", c.id());
+            op(c)
         }
+        r => r,
     }
 }
 
@@ -247,9 +252,41 @@ mod tests {
     }
 
     #[test]
+    fn only_a_raced_refresh_is_tried_again() {
+        let raced = || LibcontainerError::Procfs(procfs::ProcError::NotFound(None));
+        let mut c = Container::default();
+        let mut calls = 0;
+        let r = retry_raced_refresh(&mut c, |_| {
+            calls += 1;
+            if calls == 1 {
+                Err(raced())
+            } else {
+                Ok(calls)
+            }
+        });
+        assert_eq!(r.unwrap(), 2);
+        calls = 0;
+        let r: std::result::Result<(), _> = retry_raced_refresh(&mut c, |_| {
+            calls += 1;
+            Err(raced())
+        });
+        assert!(matches!(r, Err(LibcontainerError::Procfs(_))));
+        assert_eq!(calls, 2, "tried again once, not more");
+        calls = 0;
+        let r: std::result::Result<(), _> = retry_raced_refresh(&mut c, |_| {
+            calls += 1;
+            Err(LibcontainerError::Exist)
+        });
+        assert!(matches!(r, Err(LibcontainerError::Exist)));
+        assert_eq!(calls, 1, "other errors are not tried again");
+    }
+
+    #[test]
     fn status_refresh_survives_the_init_being_reaped() {
         assert_eq!(
-            refreshes_failing_across_exits(|c| refresh_status(c).is_ok()),
+            refreshes_failing_across_exits(|c| {
+                retry_raced_refresh(c, Container::refresh_status).is_ok()
+            }),
             0
         );
     }

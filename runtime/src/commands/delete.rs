@@ -69,11 +69,12 @@ pub(crate) fn delete_loaded(c: &mut Container, force: bool, lock: StateLock) -> 
             false
         }
     };
-    match if removed {
+    let deleted = if removed {
         Ok(())
     } else {
         delete_waiting_for_cgroup(c, force)
-    } {
+    };
+    match deleted {
         Ok(()) => {}
         Err(LibcontainerError::OtherIO(e)) if e.raw_os_error() == Some(libc::ENOTEMPTY) => {
             // The cgroup and processes are gone by now; what is left is the
@@ -118,7 +119,8 @@ pub(crate) fn delete_loaded(c: &mut Container, force: bool, lock: StateLock) -> 
 /// driver, cgroup v2, Intel RDT, or poststop hooks in libcontainer's config.
 fn delete_stopped_quickly(c: &mut Container) -> std::io::Result<bool> {
     use libcgroups::common::CgroupSetup;
-    crate::container::refresh_status(c).map_err(std::io::Error::other)?;
+    crate::container::retry_raced_refresh(c, Container::refresh_status)
+        .map_err(std::io::Error::other)?;
     if c.status() != ContainerStatus::Stopped
         || c.systemd()
         || c.intel_rdt_dir().is_some()
@@ -173,16 +175,8 @@ fn delete_waiting_for_cgroup(
 ) -> std::result::Result<(), LibcontainerError> {
     const LIMIT: Duration = Duration::from_secs(5);
     let started = std::time::Instant::now();
-    let mut raced_exit = false;
     loop {
-        match c.delete(force) {
-            // Its first step, a status refresh, fails if the init is reaped
-            // right then (see `crate::container::refresh_status`); nothing
-            // has been changed yet, and again it finds the init gone.
-            Err(LibcontainerError::Procfs(e)) if !raced_exit => {
-                tracing::debug!("container {}: {e}; again", c.id());
-                raced_exit = true;
-            }
+        match crate::container::retry_raced_refresh(c, |c| c.delete(force)) {
             Err(LibcontainerError::CgroupManager(e)) if started.elapsed() < LIMIT => {
                 tracing::debug!(
                     "container {}: cgroup not removable yet ({e}); again",

@@ -3,6 +3,7 @@
 
 use libcgroups::common::CgroupManager;
 use libcontainer::container::ContainerStatus;
+use libcontainer::error::LibcontainerError;
 use nix::sys::signal::Signal;
 
 use crate::container::{load_for_change, GlobalOpts};
@@ -22,23 +23,8 @@ pub fn kill(g: &GlobalOpts, id: &str, signal: &str, all: bool) -> Result<()> {
         return Err(RuntimeError::NotRunning(id.to_string()));
     }
     match Signal::try_from(signo) {
-        Ok(sig) => match c.kill(sig, all) {
-            Ok(()) => Ok(()),
-            // libcontainer refreshes the status again before it signals,
-            // and that refresh fails if the init is reaped right then:
-            // the container stopped on its own, as runc would report it.
-            Err(_)
-                if !all
-                    && crate::container::refresh_status(&mut c).is_ok()
-                    && c.status() == ContainerStatus::Stopped =>
-            {
-                Err(RuntimeError::NotRunning(id.to_string()))
-            }
-            Err(e) => Err(RuntimeError::container(
-                format!("killing container {id}"),
-                e,
-            )),
-        },
+        Ok(sig) => crate::container::retry_raced_refresh(&mut c, |c| c.kill(sig, all))
+            .map_err(|e| kill_failed(id, e)),
         Err(_) => {
             // Real-time signals are outside libcontainer's (and nix's) enum.
             let pids = if all {
@@ -65,5 +51,33 @@ pub fn kill(g: &GlobalOpts, id: &str, signal: &str, all: bool) -> Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// libcontainer refreshes the status again before it signals: a container
+/// found stopped then (its init exited after our own look) is reported as
+/// runc reports it, which is what containerd's shim looks for.
+fn kill_failed(id: &str, e: LibcontainerError) -> RuntimeError {
+    match e {
+        LibcontainerError::IncorrectStatus(ContainerStatus::Stopped) => {
+            RuntimeError::NotRunning(id.to_string())
+        }
+        e => RuntimeError::container(format!("killing container {id}"), e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_container_found_stopped_is_not_running() {
+        let stopped = LibcontainerError::IncorrectStatus(ContainerStatus::Stopped);
+        assert_eq!(
+            kill_failed("c1", stopped).to_string(),
+            "container not running: c1"
+        );
+        let other = kill_failed("c1", LibcontainerError::Exist).to_string();
+        assert!(other.starts_with("killing container c1"), "{other}");
     }
 }
