@@ -11,7 +11,7 @@ DEMO_DIR ?= /tmp/keel-demo
 # Debian packages: for the tests (busybox rootfs), the conformance suite
 # installs its own; the benchmarks and real clients need the peers.
 TEST_DEBS := busybox-static procps python3 runc tmux skopeo umoci debootstrap
-BENCH_DEBS := busybox-static hyperfine runc crun time python3 podman conmon
+BENCH_DEBS := busybox-static hyperfine runc crun time python3 podman conmon bpftrace
 # The builder's peers, and what makes its base images (debootstrap).
 BENCH_BUILD_DEBS := buildah podman skopeo umoci hyperfine runc python3 busybox-static debootstrap
 CLIENT_DEBS := busybox-static docker.io containerd podman conmon runc umoci skopeo python3 tmux
@@ -50,6 +50,7 @@ conformance-clients: build
 bench: build
 	scripts/deps.sh $(BENCH_DEBS) $(BENCH_BUILD_DEBS)
 	bench/runtime.sh $(CURDIR)/$(RUNTIME)
+	bench/run-phases.sh $(CURDIR)/$(RUNTIME)
 	bench/builder.sh $(CURDIR)/$(BIN)/keel-build $(CURDIR)/$(RUNTIME)
 	bench/shim.sh $(CURDIR)/$(BIN)
 

@@ -6,8 +6,7 @@
 # Measures: `run` of /bin/true (attached), create, start, delete, state,
 # create+start+delete as one sequence, peak RSS of `create`, binary size.
 # Everything runs in a private mount namespace whose /sys/fs/cgroup shows
-# only the v1 hierarchies: crun 1.8 refuses this hybrid host otherwise, and
-# all three runtimes then see the same pure v1 host.
+# only the v1 hierarchies (bench/v1-namespace.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
@@ -15,29 +14,7 @@ keel=$(realpath "${1:-$repo/target/$(rustc -vV | sed -n 's/^host: //p')/release/
 runs=${BENCH_RUNS:-50}
 out_md=${BENCH_OUT:-$repo/BENCHMARKS.md}
 
-if [ -z "${_KEEL_BENCH_NS:-}" ]; then
-	_KEEL_BENCH_NS=1 exec unshare --mount --propagation private -- bash "$0" "$@"
-fi
-# Inside the private namespace: replace the cgroup tmpfs with a private one
-# holding bind mounts of the v1 hierarchies only (nothing leaks out). The
-# host's tree is unmounted, not just covered: covered mounts stay listed in
-# mountinfo, and a runtime that mounts every hierarchy it finds there into
-# the container (libcontainer does) would mount each one twice, which no
-# real host asks of it.
-old=$(mktemp -d /tmp/keel-bench-cg.XXXXXX)
-mount --rbind /sys/fs/cgroup "$old"
-umount -R /sys/fs/cgroup
-mount -t tmpfs -o mode=755 keel-bench-cgroup /sys/fs/cgroup
-for d in "$old"/*; do
-	n=${d##*/}
-	[ "$n" = unified ] && continue
-	if [ -L "$d" ]; then
-		ln -s "$(readlink "$d")" "/sys/fs/cgroup/$n"
-	elif mountpoint -q "$d"; then
-		mkdir -p "/sys/fs/cgroup/$n" && mount --bind "$d" "/sys/fs/cgroup/$n"
-	fi
-done
-umount -R "$old"
+. "$here/v1-namespace.sh" "$@"
 
 work=$(mktemp -d /tmp/keel-bench.XXXXXX)
 cleanup() {
@@ -47,10 +24,7 @@ cleanup() {
 		done
 	done
 	rm -rf "$work"
-	# The private namespace's mounts go with it, but their mount point is in the host's /tmp.
-	umount -l /sys/fs/cgroup 2>/dev/null || true
-	umount -l "$old" 2>/dev/null || true
-	rmdir "$old"
+	v1_namespace_cleanup
 }
 declare -A RT=([keel]=$keel [runc]=$(command -v runc) [crun]=$(command -v crun))
 trap cleanup EXIT
