@@ -266,7 +266,7 @@ for name in "${!cmdline[@]}"; do printf '%s\t%s\n' "$name" "${cmdline[$name]}"; 
 if [ -n "${BENCH_RESULTS:-}" ]; then
 	mkdir -p "$BENCH_RESULTS" && cp -a "$work/res/." "$BENCH_RESULTS/"
 fi
-python3 - "$work" "$out_md" "$runs" <<'PY'
+PYTHONPATH="$here" python3 - "$work" "$out_md" "$runs" <<'PY'
 import datetime, json, os, platform, sys
 work, out, runs = sys.argv[1], sys.argv[2], sys.argv[3]
 res = f"{work}/res"
@@ -381,14 +381,7 @@ section = "\n".join([
     "",
 ] + [f"- {n}: `{short(cmds[n])}`" for n in shown if n in cmds] + [""])
 
-begin, end = "<!-- bench:builder -->", "<!-- /bench:builder -->"
-text = open(out).read() if os.path.exists(out) else "# Benchmarks\n\n"
-block = f"{begin}\n{section}{end}"
-i, j = text.find(begin), text.find(end)
-if i >= 0 and j > i:
-    text = text[:i] + block + text[j + len(end):]
-else:
-    text = text.rstrip("\n") + "\n\n" + block + "\n"
-open(out, "w").write(text)
+import bench_md
+bench_md.write(out, "builder", section)
 print(section)
 PY

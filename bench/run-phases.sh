@@ -66,7 +66,7 @@ kill -INT "$tracer"
 wait "$tracer" || true
 tracer=
 
-python3 - "$work/events" "$out_md" "${RT[keel]}" "${RT[runc]}" "${RT[crun]}" <<'PY'
+PYTHONPATH="$here" python3 - "$work/events" "$out_md" "${RT[keel]}" "${RT[runc]}" "${RT[crun]}" <<'PY'
 import datetime, os, statistics, sys
 events, out, keel, runc, crun = sys.argv[1:6]
 binaries = {keel: "keel", runc: "runc", crun: "crun"}
@@ -130,14 +130,7 @@ section = "\n".join([
     "so the phases need not add up to the total).",
     "",
 ] + lines + [""])
-begin, end = "<!-- bench:run-phases -->", "<!-- /bench:run-phases -->"
-text = open(out).read()
-block = f"{begin}\n{section}{end}"
-i, j = text.find(begin), text.find(end)
-if i >= 0 and j > i:
-    text = text[:i] + block + text[j + len(end):]
-else:
-    text = text.rstrip("\n") + "\n\n" + block + "\n"
-open(out, "w").write(text)
+import bench_md
+bench_md.write(out, "run-phases", section)
 print(section)
 PY

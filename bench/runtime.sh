@@ -76,7 +76,7 @@ for rt in "${names[@]}"; do
 	"${RT[$rt]}" --version | head -n 1 >"$work/version-$rt"
 done
 
-python3 - "$work" "$out_md" "$runs" "$keel" <<'PY'
+PYTHONPATH="$here" python3 - "$work" "$out_md" "$runs" "$keel" <<'PY'
 import json, os, platform, subprocess, sys, datetime
 work, out, runs, keel = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 names = ["keel", "runc", "crun"]
@@ -113,16 +113,7 @@ section = "\n".join([
     "busybox bundle running `/bin/true`; peak RSS by GNU time, median of 9). Ratios below 1 mean keel-runtime is faster or smaller.",
     "",
 ] + lines + [""])
-# Only our part of the file, between the markers: bench/builder.sh writes
-# its own, and the analyses around them are written by hand.
-begin, end = "<!-- bench:runtime -->", "<!-- /bench:runtime -->"
-text = open(out).read() if os.path.exists(out) else "# Benchmarks\n\nEvery figure here comes from `make bench` on this repository's machine kind; each section says when and how.\n"
-block = f"{begin}\n{section}{end}"
-i, j = text.find(begin), text.find(end)
-if i >= 0 and j > i:
-    text = text[:i] + block + text[j + len(end):]
-else:
-    text = text.rstrip("\n") + "\n\n" + block + "\n"
-open(out, "w").write(text)
+import bench_md
+bench_md.write(out, "runtime", section)
 print(section)
 PY

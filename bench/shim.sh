@@ -251,7 +251,7 @@ cut -d' ' -f1-3 /proc/loadavg >"$res/load-end"
 	runc --version | head -n 1
 } >"$res/version-podman"
 
-python3 - "$res" "$out_md" "$runs" "$ncont" "$log_runs" "$log_mib" <<'PY'
+PYTHONPATH="$here" python3 - "$res" "$out_md" "$runs" "$ncont" "$log_runs" "$log_mib" <<'PY'
 import datetime, json, os, platform, statistics, sys
 
 res, out, runs, ncont, log_runs, log_mib = sys.argv[1:7]
@@ -438,13 +438,8 @@ head = [
     "End to end: `hyperfine -N` of the wrappers that add each side's private flags.",
     "",
 ]
-section = "\n".join(["<!-- bench:shim -->"] + head + lines + ["<!-- /bench:shim -->"])
-text = open(out).read() if os.path.exists(out) else "# Benchmarks\n"
-start, end = text.find("<!-- bench:shim -->"), text.find("<!-- /bench:shim -->")
-if start >= 0 and end > start:
-    text = text[:start] + section + text[end + len("<!-- /bench:shim -->"):]
-else:
-    text = text.rstrip("\n") + "\n\n" + section + "\n"
-open(out, "w").write(text)
+section = "\n".join(head + lines)
+import bench_md
+bench_md.write(out, "shim", section)
 print(section)
 PY
