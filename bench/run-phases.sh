@@ -19,22 +19,17 @@ out_md=${BENCH_OUT:-$repo/BENCHMARKS.md}
 command -v bpftrace >/dev/null || { echo "run-phases: bpftrace missing (apt install bpftrace)" >&2; exit 1; }
 
 . "$here/v1-namespace.sh" "$@"
+. "$here/runtimes.sh" "$keel"
 
 work=$(mktemp -d /tmp/keel-phases.XXXXXX)
 tracer=
 cleanup() {
 	[ -n "$tracer" ] && kill "$tracer" 2>/dev/null && wait "$tracer" 2>/dev/null
-	for rt in "${!RT[@]}"; do
-		for id in $("${RT[$rt]}" --root "$work/state-$rt" list -q 2>/dev/null); do
-			"${RT[$rt]}" --root "$work/state-$rt" delete -f "$id" >/dev/null 2>&1 || true
-		done
-	done
+	delete_leftovers "$work"
 	rm -rf "$work"
 	v1_namespace_cleanup
 }
-declare -A RT=([keel]=$keel [runc]=$(realpath "$(command -v runc)") [crun]=$(realpath "$(command -v crun)"))
 trap cleanup EXIT
-names=(keel runc crun)
 "$repo/scripts/busybox-bundle.sh" "$keel" "$work/bundle" /bin/true >/dev/null
 for rt in "${names[@]}"; do mkdir -p "$work/state-$rt"; done
 

@@ -15,20 +15,15 @@ runs=${BENCH_RUNS:-50}
 out_md=${BENCH_OUT:-$repo/BENCHMARKS.md}
 
 . "$here/v1-namespace.sh" "$@"
+. "$here/runtimes.sh" "$keel"
 
 work=$(mktemp -d /tmp/keel-bench.XXXXXX)
 cleanup() {
-	for rt in "${!RT[@]}"; do
-		for id in $("${RT[$rt]}" --root "$work/state-$rt" list -q 2>/dev/null); do
-			"${RT[$rt]}" --root "$work/state-$rt" delete -f "$id" >/dev/null 2>&1 || true
-		done
-	done
+	delete_leftovers "$work"
 	rm -rf "$work"
 	v1_namespace_cleanup
 }
-declare -A RT=([keel]=$keel [runc]=$(command -v runc) [crun]=$(command -v crun))
 trap cleanup EXIT
-names=(keel runc crun)
 
 "$repo/scripts/busybox-bundle.sh" "$keel" "$work/bundle" true >/dev/null
 # No pid-namespace-wide tricks: each runtime gets the same config.
