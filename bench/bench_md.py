@@ -13,11 +13,11 @@ HEADER = (
 
 
 def write(out, name, body):
-    """Puts `body` (the section's text, without the markers) in place of
-    the previous one, or at the end of the file if it has none yet."""
+    """Puts `body` (the section's text, without the markers, as it is) in
+    place of the previous one, or at the end of the file if it has none yet."""
     begin, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
     text = open(out).read() if os.path.exists(out) else HEADER
-    block = f"{begin}\n{body.rstrip(chr(10))}\n{end}"
+    block = f"{begin}\n{body}{'' if body.endswith(chr(10)) else chr(10)}{end}"
     i, j = text.find(begin), text.find(end)
     if i >= 0 and j > i:
         text = text[:i] + block + text[j + len(end):]

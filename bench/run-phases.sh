@@ -65,6 +65,7 @@ PYTHONPATH="$here" python3 - "$work/events" "$out_md" "${RT[keel]}" "${RT[runc]}
 import datetime, os, statistics, sys
 events, out, keel, runc, crun = sys.argv[1:6]
 binaries = {keel: "keel", runc: "runc", crun: "crun"}
+binaries_by_name = {v: k for k, v in binaries.items()}
 parent = {}  # child pid -> (parent pid, fork time): the latest fork wins (pids are reused)
 forked = {}
 runs = []    # open and finished runs, in order
@@ -108,6 +109,9 @@ phases = [
 ]
 names = ["keel", "runc", "crun"]
 done = {n: [r for r in runs if r["rt"] == n and all(k in r for k in ("fork", "exec", "program_exit", "end"))] for n in names}
+for n in names:
+    if not done[n]:
+        sys.exit(f"run-phases: the trace holds no complete run of {n} ({binaries_by_name[n]})")
 med = {(n, a, b): statistics.median(r[b] - r[a] for r in done[n]) for n in names for _, a, b in phases}
 lines = ["| phase (median ms) | keel-runtime | runc | crun | keel/crun |", "|---|---|---|---|---|"]
 for label, a, b in phases:

@@ -438,7 +438,8 @@ head = [
     "End to end: `hyperfine -N` of the wrappers that add each side's private flags.",
     "",
 ]
-section = "\n".join(head + lines)
+# A blank line before the end marker, as this section has always had.
+section = "\n".join(head + lines) + "\n"
 import bench_md
 bench_md.write(out, "shim", section)
 print(section)
